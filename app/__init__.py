@@ -1,0 +1,1 @@
+"""Usher: a self-hosted invitation service."""

@@ -1,0 +1,147 @@
+"""The `usher` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from app.config import get_settings, tortoise_config
+
+
+async def migrate_database(database_url: str | None = None) -> None:
+    """Apply every migration in `migrations/` to the database."""
+    from tortoise import Tortoise
+    from tortoise.migrations.api import migrate
+
+    try:
+        await migrate(config=tortoise_config(database_url))
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _with_db(work: Callable[[], Awaitable[None]]) -> None:
+    from tortoise import Tortoise
+
+    await Tortoise.init(config=tortoise_config(), _enable_global_fallback=True)
+    try:
+        await work()
+    finally:
+        await Tortoise.close_connections()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = get_settings()
+    try:
+        settings.check()
+    except ValueError as exc:
+        sys.exit(str(exc))
+    if not args.no_migrate:
+        asyncio.run(migrate_database())
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+    )
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    asyncio.run(migrate_database())
+    print("Migrations applied.")
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> None:
+    from app.services.auth import create_api_key
+
+    async def work() -> None:
+        row, key = await create_api_key(args.name)
+        print(f"Created API key {row.name!r} ({row.prefix}…). It is shown only once:")
+        print(key)
+
+    asyncio.run(_with_db(work))
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    from app.services.auth import make_dev_jwt
+
+    print(
+        make_dev_jwt(
+            get_settings(),
+            sub=args.sub,
+            email=args.email,
+            name=args.name,
+            verified=not args.unverified,
+            hours=args.hours,
+        )
+    )
+
+
+def cmd_export_schema(args: argparse.Namespace) -> None:
+    from app.graphql.schema import schema
+
+    text = schema.as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"Wrote {args.output}")
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    from app.jobs.worker import run_worker
+
+    run_worker()
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `usher`."""
+    p = argparse.ArgumentParser(prog="usher", description="Usher, the invitation service.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the GraphQL API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run the arq worker on REDIS_URL").set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
+
+    apikey = sub.add_parser("apikey", help="manage API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_sub.add_parser("create", help="create a key; prints it on the last line")
+    create.add_argument("--name", required=True)
+    create.set_defaults(func=cmd_apikey_create)
+
+    token = sub.add_parser("token", help="print a development JWT on the last line")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--email")
+    token.add_argument("--name")
+    token.add_argument("--unverified", action="store_true", help="email_verified: false")
+    token.add_argument("--hours", type=int, default=24)
+    token.set_defaults(func=cmd_token)
+
+    export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export.add_argument("--output", default="schema.graphql", help="file, or - for stdout")
+    export.set_defaults(func=cmd_export_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `usher` command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Configuration, read once from the environment (see DESIGN.md, "configuration")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "usher-development-secret-key-do-not-use-in-production"
+DEV_JWT_SECRET = "usher-development-jwt-secret-do-not-use-in-production"
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Every setting Usher reads; names match the environment variables in DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_prefix="USHER_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite://usher.db", validation_alias=AliasChoices("DATABASE_URL", "USHER_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "USHER_REDIS_URL")
+    )
+    env: Literal["development", "production"] = "development"
+    secret_key: str = DEV_SECRET_KEY
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_audience: str | None = None
+    accept_url: str = "http://localhost:8000/accept?token={token}"
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = "invitations@localhost"
+    mail_dir: str = "./outbox"
+    templates_dir: str | None = None
+    resend_cooldown_seconds: int = 60
+    resend_daily_cap: int = 5
+    reminder_hours_before_expiry: int = 24
+    roles: str = "owner,admin,member"
+    inviter_roles: str = "owner,admin"
+    graphiql: bool | None = None
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Invitation-token secrets: the first signs, all verify."""
+        return _split(self.secret_key)
+
+    @property
+    def role_order(self) -> list[str]:
+        """Configured roles, highest first."""
+        return _split(self.roles)
+
+    @property
+    def roles_that_invite(self) -> list[str]:
+        """Roles whose members may invite and manage invitations."""
+        return _split(self.inviter_roles)
+
+    @property
+    def is_production(self) -> bool:
+        """True when running with `USHER_ENV=production`."""
+        return self.env == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """GraphiQL is on in development and off in production unless asked for."""
+        return (not self.is_production) if self.graphiql is None else self.graphiql
+
+    def check(self) -> None:
+        """Refuse settings that must not reach production; raise ValueError with the reason."""
+        problems = []
+        if not self.secret_keys:
+            problems.append("USHER_SECRET_KEY is empty")
+        if "{token}" not in self.accept_url:
+            problems.append("USHER_ACCEPT_URL must contain {token}")
+        if not self.role_order:
+            problems.append("USHER_ROLES is empty")
+        unknown = [r for r in self.roles_that_invite if r not in self.role_order]
+        if unknown:
+            problems.append(f"USHER_INVITER_ROLES names unknown roles: {', '.join(unknown)}")
+        if self.is_production:
+            if DEV_SECRET_KEY in self.secret_keys:
+                problems.append("USHER_SECRET_KEY is the development value; set a secret of your own")
+            if (
+                self.jwt_secret == DEV_JWT_SECRET
+                and not self.jwt_public_key
+                and not self.jwt_jwks_url
+            ):
+                problems.append(
+                    "USHER_JWT_SECRET is the development value; set it, "
+                    "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
+                )
+        if problems:
+            raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings."""
+    return Settings()
+
+
+def tortoise_config(database_url: str | None = None) -> dict[str, Any]:
+    """Tortoise's configuration for `database_url` (default: the configured one)."""
+    return {
+        "connections": {"default": database_url or get_settings().database_url},
+        "apps": {
+            "models": {
+                "models": ["app.models"],
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+TORTOISE_ORM = tortoise_config()

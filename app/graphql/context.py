@@ -1,0 +1,52 @@
+"""The per-request context: settings, the caller, and DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from strawberry.types import Info as StrawberryInfo
+
+from app.config import Settings
+from app.graphql.errors import unauthenticated
+from app.graphql.loaders import Loaders
+from app.services.auth import InvalidCredential, Principal, authenticate, sync_user
+
+
+@dataclass
+class Context:
+    """What every resolver can reach."""
+
+    settings: Settings
+    principal: Principal
+    auth_error: str | None = None
+    loaders: Loaders = field(default_factory=Loaders)
+
+    def require_auth(self) -> Principal:
+        """The caller, or a top-level UNAUTHENTICATED error."""
+        if self.auth_error:
+            raise unauthenticated(self.auth_error)
+        if not self.principal.is_authenticated:
+            raise unauthenticated()
+        return self.principal
+
+    def public(self) -> Principal:
+        """The caller for fields anyone may read; a bad credential is still an error."""
+        if self.auth_error:
+            raise unauthenticated(self.auth_error)
+        return self.principal
+
+
+Info = StrawberryInfo[Context, None]
+
+
+async def build_context(settings: Settings, request: Request) -> Context:
+    """Authenticate the request and make its loaders."""
+    try:
+        principal = await authenticate(settings, request.headers.get("authorization"))
+    except InvalidCredential as exc:
+        return Context(settings=settings, principal=Principal(), auth_error=str(exc))
+    if principal.claims is not None:
+        principal.user = await sync_user(principal.claims)
+    viewer_id = principal.user.id if principal.user else None
+    return Context(settings=settings, principal=principal, loaders=Loaders(viewer_id=viewer_id))

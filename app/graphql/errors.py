@@ -1,0 +1,43 @@
+"""How domain errors reach clients: `UserError`s in payloads, or top-level errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+
+from app.services.errors import DomainError, ErrorCode
+
+ErrorCodeType = strawberry.enum(ErrorCode, name="ErrorCode", description="What went wrong.")
+
+
+@strawberry.type(description="A problem the user can act on, and the input it concerns.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="A stable code to branch on.")
+    message: str = strawberry.field(description="A sentence for people.")
+    field: list[str] | None = strawberry.field(
+        description='Path of the input at fault, e.g. ["invitees", "3", "email"].'
+    )
+
+    @classmethod
+    def from_error(cls, error: DomainError) -> UserError:
+        """The GraphQL form of a domain error."""
+        return cls(code=error.code, message=error.message, field=error.field)
+
+
+class PublicError(GraphQLError):
+    """A top-level error whose message is safe to show in production."""
+
+    def __init__(self, message: str, code: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
+
+
+def query_error(error: DomainError) -> PublicError:
+    """A domain error raised by a query (queries have no payload to carry it)."""
+    return PublicError(error.message, error.code.value, field=error.field)
+
+
+def unauthenticated(reason: str = "Authentication required.") -> PublicError:
+    """The error for a missing or invalid credential."""
+    return PublicError(reason, "UNAUTHENTICATED")

@@ -1,0 +1,182 @@
+"""Invitations: `invite` and the queries that read invitations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app import models
+from app.graphql.context import Info
+from app.graphql.errors import UserError, query_error
+from app.graphql.types import (
+    Connection,
+    Group,
+    Invitation,
+    InvitationPreview,
+    InvitationStatus,
+    InvitePayload,
+    OpenInvitations,
+    TargetType,
+    connection_of,
+)
+from app.services import autojoin
+from app.services import invitations as service
+from app.services.errors import DomainError
+
+
+@strawberry.input(description="One person to invite.")
+class InviteeInput:
+    email: str = strawberry.field(description="Their email address.")
+    first_name: str | None = strawberry.field(default=None, description="Their first name.")
+    last_name: str | None = strawberry.field(default=None, description="Their last name.")
+    role: str | None = strawberry.field(
+        default=None, description="A role for this person instead of the invitation's."
+    )
+
+
+@strawberry.input(description="Invite 1 to 100 people into a group.")
+class InviteInput:
+    group_type: str = strawberry.field(description="The group's type.")
+    group_id: str = strawberry.field(description="The group's external id.")
+    invitees: list[InviteeInput] = strawberry.field(description="Whom to invite (1 to 100).")
+    role: str | None = strawberry.field(
+        default=None, description="Role to give; default the lowest configured role."
+    )
+    permissions: list[str] | None = strawberry.field(
+        default=None, description="Extra permissions (security profiles) to give."
+    )
+    message: str | None = strawberry.field(
+        default=None, description="A personal note for the email."
+    )
+    expires_in_days: int | None = strawberry.field(
+        default=None, description="Days until expiry, 1 to 90 (default 7)."
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="Exact expiry instead: in the future, at most 90 days ahead."
+    )
+    send_email: bool = strawberry.field(default=True, description="False: Usher sends no email.")
+    draft: bool = strawberry.field(default=False, description="True: keep as DRAFT until sent.")
+    metadata: JSON | None = strawberry.field(
+        default=None, description="Free JSON carried to the membership."
+    )
+    return_to: str | None = strawberry.field(
+        default=None, description="Where the app should send the user after accepting."
+    )
+
+
+@strawberry.type
+class InvitationQuery:
+    @strawberry.field(description="An invitation, for those who may manage it and its invitee.")
+    async def invitation(self, info: Info, id: strawberry.ID) -> Invitation | None:
+        ctx = info.context
+        m = await service.get_invitation(ctx.settings, ctx.require_auth(), str(id))
+        return Invitation.of(m) if m else None
+
+    @strawberry.field(
+        description="Public preview of the invitation a token opens; null for any token "
+        "that does not verify. Changes nothing."
+    )
+    async def invitation_by_token(self, info: Info, token: str) -> InvitationPreview | None:
+        info.context.public()
+        m = await service.by_token(info.context.settings, token)
+        if m is None:
+            return None
+        group = await info.context.loaders.group.load(m.group_id)  # type: ignore[attr-defined]
+        inviter = (
+            await info.context.loaders.user.load(m.inviter_id)  # type: ignore[attr-defined]
+            if m.inviter_id  # type: ignore[attr-defined]
+            else None
+        )
+        assert group is not None
+        return InvitationPreview(
+            status=service.effective_status(m),
+            group_name=group.name,
+            inviter_name=inviter.name if inviter else None,
+            expires_at=m.expires_at,
+            target_type=m.target_type,
+        )
+
+    @strawberry.field(
+        description="Open invitations for an email address, and the groups its domain may "
+        "autojoin: for the verified owner of the address and API keys."
+    )
+    async def invitations(
+        self,
+        info: Info,
+        target_value: str,
+        target_type: TargetType = models.TargetType.EMAIL,
+    ) -> OpenInvitations:
+        principal = info.context.require_auth()
+        try:
+            rows = await service.open_invitations(
+                principal, target_type=target_type, target_value=target_value
+            )
+            groups = await autojoin.autojoin_groups(principal, email=target_value)
+        except DomainError as error:
+            raise query_error(error) from None
+        return OpenInvitations(
+            invitations=[Invitation.of(m) for m in rows],
+            autojoin_groups=[Group.of(g) for g in groups],
+        )
+
+    @strawberry.field(description="A page of a group's invitations (admins and API keys).")
+    async def invitations_by_group(
+        self,
+        info: Info,
+        group_type: str,
+        group_id: str,
+        status: list[InvitationStatus] | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[Invitation]:
+        ctx = info.context
+        try:
+            page = await service.invitations_by_group(
+                ctx.settings,
+                ctx.require_auth(),
+                group_type=group_type,
+                group_id=group_id,
+                statuses=status,
+                first=first,
+                after=after,
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        return connection_of(page)
+
+
+@strawberry.type
+class InvitationMutation:
+    @strawberry.mutation(description="Invite people by email; valid invitees go through.")
+    async def invite(self, info: Info, input: InviteInput) -> InvitePayload:
+        ctx = info.context
+        try:
+            created, errors = await service.invite(
+                ctx.settings,
+                ctx.require_auth(),
+                group_type=input.group_type,
+                group_id=input.group_id,
+                invitees=[
+                    service.InviteeSpec(
+                        email=i.email, first_name=i.first_name, last_name=i.last_name, role=i.role
+                    )
+                    for i in input.invitees
+                ],
+                role=input.role,
+                permissions=input.permissions,
+                message=input.message,
+                expires_in_days=input.expires_in_days,
+                expires_at=input.expires_at,
+                send_email=input.send_email,
+                draft=input.draft,
+                metadata=input.metadata,
+                return_to=input.return_to,
+            )
+        except DomainError as error:
+            return InvitePayload(invitations=[], errors=[UserError.from_error(error)])
+        return InvitePayload(
+            invitations=[Invitation.of(m) for m in created],
+            errors=[UserError.from_error(e) for e in errors],
+        )

@@ -1,0 +1,43 @@
+"""The schema: root Query and Mutation assembled from the per-area classes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension, MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
+
+from app.config import get_settings
+from app.graphql.errors import PublicError
+from app.graphql.groups import GroupMutation, GroupQuery
+from app.graphql.invitations import InvitationMutation, InvitationQuery
+
+Query = merge_types("Query", (GroupQuery, InvitationQuery))
+Mutation = merge_types("Mutation", (GroupMutation, InvitationMutation))
+
+log = logging.getLogger("usher.graphql")
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    # Malformed requests (no original error) and deliberate errors are safe to show.
+    original = error.original_error
+    return original is not None and not isinstance(original, PublicError)
+
+
+def build_schema(*, production: bool | None = None) -> strawberry.Schema:
+    """The GraphQL schema; in production unexpected errors are masked."""
+    if production is None:
+        production = get_settings().is_production
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=12),
+        lambda: MaxAliasesLimiter(max_alias_count=30),
+    ]
+    if production:
+        extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)  # type: ignore[arg-type]
+
+
+schema = build_schema(production=False)

@@ -1,0 +1,350 @@
+"""GraphQL object types: views over the stored models, loaded through DataLoaders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app import models
+from app.graphql.context import Info
+from app.graphql.errors import UserError, query_error
+from app.services import invitations as invitation_service
+from app.services.errors import DomainError
+from app.services.pages import Page, paginate
+
+InvitationStatus = strawberry.enum(
+    models.InvitationStatus, description="Where an invitation is in its life."
+)
+TargetType = strawberry.enum(
+    models.TargetType, description="EMAIL: one address. LINK: whoever holds the link."
+)
+DeliveryStatus = strawberry.enum(models.DeliveryStatus, description="Where the email is.")
+InvitationEventType = strawberry.enum(
+    models.EventType, name="InvitationEventType", description="What happened to an invitation."
+)
+
+N = TypeVar("N")
+
+
+@strawberry.type(description="Where a page ends, and whether more follow.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="True if another page follows.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+
+
+@strawberry.type(description="A node and its cursor.")
+class Edge(Generic[N]):
+    cursor: str = strawberry.field(description="Opaque position of this node.")
+    node: N = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of items, newest first (Relay connection).")
+class Connection(Generic[N]):
+    edges: list[Edge[N]] = strawberry.field(description="The items of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging information.")
+    total_count: int = strawberry.field(description="How many items match, across all pages.")
+
+
+def connection_of(page: Page[models.Invitation]) -> Connection[Invitation]:
+    """An InvitationConnection from a page of invitations."""
+    return Connection(
+        edges=[Edge(cursor=c, node=Invitation.of(m)) for c, m in page.rows],
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        total_count=page.total_count,
+    )
+
+
+@strawberry.type(description="A person known to Usher from their sign-in.")
+class User:
+    id: strawberry.ID = strawberry.field(description="Usher's id for the user.")
+    external_id: str = strawberry.field(description="The `sub` of the user's JWT.")
+    email: str | None = strawberry.field(description="Email from the latest JWT.")
+    name: str | None = strawberry.field(description="Name from the latest JWT.")
+
+    @classmethod
+    def of(cls, m: models.User) -> User:
+        """The GraphQL view of a stored user."""
+        return cls(id=strawberry.ID(str(m.id)), external_id=m.external_id, email=m.email, name=m.name)
+
+
+async def _user(info: Info, user_id: object) -> User | None:
+    if user_id is None:
+        return None
+    m = await info.context.loaders.user.load(user_id)  # type: ignore[arg-type]
+    return User.of(m) if m else None
+
+
+async def _group(info: Info, group_id: object) -> Group:
+    m = await info.context.loaders.group.load(group_id)  # type: ignore[arg-type]
+    assert m is not None  # enforced by the foreign key
+    return Group.of(m)
+
+
+@strawberry.type(description="A user's place in a group.")
+class Membership:
+    model: strawberry.Private[models.Membership]
+    id: strawberry.ID = strawberry.field(description="The membership's id.")
+    role: str = strawberry.field(description="The member's role in the group.")
+    permissions: list[str] = strawberry.field(description="Extra permissions (security profiles).")
+    joined_at: datetime = strawberry.field(description="When the user joined.")
+
+    @classmethod
+    def of(cls, m: models.Membership) -> Membership:
+        """The GraphQL view of a stored membership."""
+        return cls(
+            model=m,
+            id=strawberry.ID(str(m.id)),
+            role=m.role,
+            permissions=list(m.permissions or []),
+            joined_at=m.joined_at,
+        )
+
+    @strawberry.field(description="The member.")
+    async def user(self, info: Info) -> User:
+        user = await _user(info, self.model.user_id)  # type: ignore[attr-defined]
+        assert user is not None
+        return user
+
+    @strawberry.field(description="The group.")
+    async def group(self, info: Info) -> Group:
+        return await _group(info, self.model.group_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(description="A group's members, newest first.")
+class MembershipConnection:
+    edges: list[Edge[Membership]] = strawberry.field(description="The members of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging information.")
+    total_count: int = strawberry.field(description="How many members the group has.")
+
+
+@strawberry.type(description="An organization, workspace, board…: what people are invited into.")
+class Group:
+    model: strawberry.Private[models.Group]
+    id: strawberry.ID = strawberry.field(description="Usher's id for the group.")
+    type: str = strawberry.field(description="The host app's kind of group, e.g. `workspace`.")
+    external_id: str = strawberry.field(description="The host app's id for the group.")
+    name: str = strawberry.field(description="Display name, shown in emails.")
+    autojoin_role: str | None = strawberry.field(description="Role given to people who autojoin.")
+
+    @classmethod
+    def of(cls, m: models.Group) -> Group:
+        """The GraphQL view of a stored group."""
+        return cls(
+            model=m,
+            id=strawberry.ID(str(m.id)),
+            type=m.type,
+            external_id=m.external_id,
+            name=m.name,
+            autojoin_role=m.autojoin_role,
+        )
+
+    @strawberry.field(description="Email domains whose verified users may join; empty: off.")
+    async def autojoin_domains(self, info: Info) -> list[str]:
+        return await info.context.loaders.autojoin_domains.load(self.model.id)
+
+    @strawberry.field(description="The signed-in user's role in this group, if a member.")
+    async def viewer_role(self, info: Info) -> str | None:
+        return await info.context.loaders.viewer_role.load(self.model.id)
+
+    @strawberry.field(description="The group's members, newest first.")
+    async def members(
+        self, info: Info, first: int = 50, after: str | None = None
+    ) -> MembershipConnection:
+        query = models.Membership.filter(group_id=self.model.id)
+        try:
+            page = await paginate(query, stamp_field="joined_at", first=first, after=after)
+        except DomainError as error:
+            raise query_error(error) from None
+        return MembershipConnection(
+            edges=[Edge(cursor=c, node=Membership.of(m)) for c, m in page.rows],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field(description="The group's invitations, newest first (admins and API keys).")
+    async def invitations(
+        self,
+        info: Info,
+        status: list[InvitationStatus] | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[Invitation]:
+        ctx = info.context
+        try:
+            page = await invitation_service.group_invitations(
+                ctx.settings, ctx.require_auth(), self.model, statuses=status, first=first, after=after
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        return connection_of(page)
+
+
+@strawberry.type(description="An entry in an invitation's audit trail.")
+class InvitationEvent:
+    model: strawberry.Private[models.InvitationEvent]
+    id: strawberry.ID = strawberry.field(description="The event's id.")
+    type: InvitationEventType = strawberry.field(description="What happened.")
+    detail: JSON | None = strawberry.field(description="Particulars, e.g. a delivery error.")
+    created_at: datetime = strawberry.field(description="When it happened.")
+
+    @strawberry.field(description="The user who did it; null for API keys and the system.")
+    async def actor(self, info: Info) -> User | None:
+        return await _user(info, self.model.actor_user_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description="True if the host app's backend did it with an API key.")
+    def by_api_key(self) -> bool:
+        return self.model.actor_api_key_id is not None  # type: ignore[attr-defined]
+
+
+async def may_manage(info: Info, m: models.Invitation) -> bool:
+    """Whether the caller may manage this invitation (and so see its link)."""
+    ctx = info.context
+    principal = ctx.principal
+    if principal.is_api_key:
+        return True
+    if principal.user is None:
+        return False
+    if m.inviter_id == principal.user.id:  # type: ignore[attr-defined]
+        return True
+    role = await ctx.loaders.viewer_role.load(m.group_id)  # type: ignore[attr-defined]
+    return role is not None and role in ctx.settings.roles_that_invite
+
+
+@strawberry.type(description="An invitation into a group, by email or by link.")
+class Invitation:
+    model: strawberry.Private[models.Invitation]
+    id: strawberry.ID = strawberry.field(description="The invitation's id.")
+    target_type: TargetType = strawberry.field(description="By email or by link.")
+    email: str | None = strawberry.field(description="The invitee's address (EMAIL only).")
+    first_name: str | None = strawberry.field(description="The invitee's first name.")
+    last_name: str | None = strawberry.field(description="The invitee's last name.")
+    role: str = strawberry.field(description="The role the membership will get.")
+    permissions: list[str] = strawberry.field(description="Extra permissions it will get.")
+    message: str | None = strawberry.field(description="A personal note from the inviter.")
+    metadata: JSON | None = strawberry.field(description="Free data carried to the membership.")
+    return_to: str | None = strawberry.field(description="Where the app goes after accepting.")
+    expires_at: datetime = strawberry.field(description="When it stops being acceptable.")
+    created_at: datetime = strawberry.field(description="When it was created.")
+    accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
+    delivery_status: DeliveryStatus = strawberry.field(description="Where the email is.")
+    delivery_error: str | None = strawberry.field(description="Why delivery failed, if it did.")
+    send_count: int = strawberry.field(description="How many times the email was sent.")
+    last_sent_at: datetime | None = strawberry.field(description="When it was last sent.")
+    max_uses: int | None = strawberry.field(description="For links: how many may accept.")
+    use_count: int = strawberry.field(description="How many have accepted.")
+
+    @classmethod
+    def of(cls, m: models.Invitation) -> Invitation:
+        """The GraphQL view of a stored invitation."""
+        return cls(
+            model=m,
+            id=strawberry.ID(str(m.id)),
+            target_type=m.target_type,
+            email=m.email,
+            first_name=m.first_name,
+            last_name=m.last_name,
+            role=m.role,
+            permissions=list(m.permissions or []),
+            message=m.message,
+            metadata=m.metadata,
+            return_to=m.return_to,
+            expires_at=m.expires_at,
+            created_at=m.created_at,
+            accepted_at=m.accepted_at,
+            delivery_status=m.delivery_status,
+            delivery_error=m.delivery_error,
+            send_count=m.send_count,
+            last_sent_at=m.last_sent_at,
+            max_uses=m.max_uses,
+            use_count=m.use_count,
+        )
+
+    @strawberry.field(description="The status now: EXPIRED as soon as `expiresAt` has passed.")
+    def status(self) -> InvitationStatus:
+        return invitation_service.effective_status(self.model)
+
+    @strawberry.field(description="The group it invites into.")
+    async def group(self, info: Info) -> Group:
+        return await _group(info, self.model.group_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description="Who invited; null when the host app did with an API key.")
+    async def inviter(self, info: Info) -> User | None:
+        return await _user(info, self.model.inviter_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description="Who accepted it (for links, the latest to accept).")
+    async def accepted_by(self, info: Info) -> User | None:
+        return await _user(info, self.model.accepted_by_id)  # type: ignore[attr-defined]
+
+    @strawberry.field(description="The link that opens it; only for those who may manage it.")
+    async def invite_url(self, info: Info) -> str | None:
+        if not await may_manage(info, self.model):
+            return None
+        return invitation_service.invite_url(info.context.settings, self.model)
+
+    @strawberry.field(description="The audit trail, oldest first.")
+    async def events(self, info: Info) -> list[InvitationEvent]:
+        rows = await info.context.loaders.events.load(self.model.id)
+        return [
+            InvitationEvent(
+                model=e,
+                id=strawberry.ID(str(e.id)),
+                type=e.type,
+                detail=e.detail,
+                created_at=e.created_at,
+            )
+            for e in rows
+        ]
+
+
+@strawberry.type(description="What anyone holding a token may see of its invitation.")
+class InvitationPreview:
+    status: InvitationStatus = strawberry.field(description="The status now.")
+    group_name: str = strawberry.field(description="The group's name.")
+    inviter_name: str | None = strawberry.field(description="The inviter's name, if known.")
+    expires_at: datetime = strawberry.field(description="When it expires.")
+    target_type: TargetType = strawberry.field(description="By email or by link.")
+
+
+@strawberry.type(description="The signed-in user and where they belong.")
+class Viewer:
+    user: User = strawberry.field(description="The signed-in user.")
+    memberships: list[Membership] = strawberry.field(description="The user's groups and roles.")
+
+
+@strawberry.type(description="Open invitations for an address, and groups it may autojoin.")
+class OpenInvitations:
+    invitations: list[Invitation] = strawberry.field(description="PENDING, unexpired invitations.")
+    autojoin_groups: list[Group] = strawberry.field(
+        description="Groups the address's domain may join without an invitation."
+    )
+
+
+@strawberry.type(description="The result of a mutation on a group.")
+class GroupPayload:
+    group: Group | None = strawberry.field(description="The group, if the mutation succeeded.")
+    errors: list[UserError] = strawberry.field(description="Problems the user can act on.")
+
+
+@strawberry.type(description="The result of a mutation on one invitation.")
+class InvitationPayload:
+    invitation: Invitation | None = strawberry.field(description="The invitation after the change.")
+    errors: list[UserError] = strawberry.field(description="Problems the user can act on.")
+
+
+@strawberry.type(description="The result of `invite`: the invitations made and per-item errors.")
+class InvitePayload:
+    invitations: list[Invitation] = strawberry.field(description="The invitations created.")
+    errors: list[UserError] = strawberry.field(
+        description='Problems, each naming its item, e.g. ["invitees", "3", "email"].'
+    )
+
+
+@strawberry.type(description="The result of accepting or joining.")
+class AcceptPayload:
+    invitations: list[Invitation] = strawberry.field(description="The invitations accepted.")
+    memberships: list[Membership] = strawberry.field(description="The memberships now held.")
+    errors: list[UserError] = strawberry.field(description="Problems, each naming its item.")
+

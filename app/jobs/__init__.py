@@ -1,0 +1,1 @@
+"""Background work: delivery, expiry, the outbox relay; on arq or in-process."""

@@ -1,0 +1,262 @@
+"""The stored data: users, groups, memberships, invitations and what hangs off them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class InvitationStatus(StrEnum):
+    """Stored status; EXPIRED may lag behind the clock (see `Invitation.effective_status`)."""
+
+    DRAFT = "draft"
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+OPEN_STATUSES = (InvitationStatus.DRAFT, InvitationStatus.PENDING)
+
+
+class TargetType(StrEnum):
+    """Whom an invitation is for: one email address, or whoever holds the link."""
+
+    EMAIL = "email"
+    LINK = "link"
+
+
+class DeliveryStatus(StrEnum):
+    """Where the invitation email is."""
+
+    NOT_SENT = "not_sent"
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+class JoinMethod(StrEnum):
+    """How a membership came to be."""
+
+    CREATOR = "creator"
+    INVITATION = "invitation"
+    AUTOJOIN = "autojoin"
+
+
+class EventType(StrEnum):
+    """What happened to an invitation."""
+
+    CREATED = "created"
+    SENT = "sent"
+    DELIVERY_FAILED = "delivery_failed"
+    RESENT = "resent"
+    RENEWED = "renewed"
+    UPDATED = "updated"
+    REVOKED = "revoked"
+    DECLINED = "declined"
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    REMINDED = "reminded"
+
+
+class MessageKind(StrEnum):
+    """Emails the outbox carries."""
+
+    INVITATION = "invitation"
+    RESEND = "resend"
+    ACCEPTED_NOTICE = "accepted_notice"
+    REMINDER = "reminder"
+
+
+class User(Model):
+    """A person known from a JWT `sub`, created on first sight, never by an invitation."""
+
+    id = fields.UUIDField(primary_key=True)
+    external_id = fields.CharField(max_length=255, unique=True)
+    email = fields.CharField(max_length=320, null=True)
+    name = fields.CharField(max_length=255, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class ApiKey(Model):
+    """A credential for the host app backend. Only a hash of the key is kept."""
+
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    prefix = fields.CharField(max_length=16)
+    key_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "api_keys"
+
+
+class Group(Model):
+    """An organization, workspace, board…: whatever the host app invites people into."""
+
+    id = fields.UUIDField(primary_key=True)
+    type = fields.CharField(max_length=64)
+    external_id = fields.CharField(max_length=255)
+    name = fields.CharField(max_length=255)
+    autojoin_role = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "groups"
+        unique_together = (("type", "external_id"),)
+
+
+class AutojoinDomain(Model):
+    """An email domain whose verified users may join a group without an invitation."""
+
+    id = fields.IntField(primary_key=True)
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="autojoin_domains", on_delete=fields.CASCADE
+    )
+    domain = fields.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        table = "autojoin_domains"
+        unique_together = (("group", "domain"),)
+
+
+class Membership(Model):
+    """A user's place in a group, with a role."""
+
+    id = fields.UUIDField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="memberships", on_delete=fields.CASCADE
+    )
+    role = fields.CharField(max_length=64)
+    permissions = fields.JSONField(default=list)
+    joined_via = fields.CharEnumField(JoinMethod, max_length=16)
+    invitation_id = fields.UUIDField(null=True)
+    joined_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "memberships"
+        unique_together = (("user", "group"),)
+
+
+class Invitation(Model):
+    """An invitation: a record, never a user, until someone accepts it."""
+
+    id = fields.UUIDField(primary_key=True)
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="invitations", on_delete=fields.CASCADE
+    )
+    target_type = fields.CharEnumField(TargetType, max_length=8)
+    email = fields.CharField(max_length=320, null=True)
+    # Lower-cased address used for matching; NULL for links.
+    email_key = fields.CharField(max_length=320, null=True, db_index=True)
+    # Equals email_key while the invitation is DRAFT or PENDING, NULL otherwise: the
+    # unique (group, open_key) pair is the database's guarantee of one open invitation
+    # per address, portable to SQLite, which has no partial unique indexes here.
+    open_key = fields.CharField(max_length=320, null=True)
+    first_name = fields.CharField(max_length=255, null=True)
+    last_name = fields.CharField(max_length=255, null=True)
+    role = fields.CharField(max_length=64)
+    permissions = fields.JSONField(default=list)
+    message = fields.TextField(null=True)
+    metadata = fields.JSONField(null=True)
+    return_to = fields.CharField(max_length=2048, null=True)
+    status = fields.CharEnumField(InvitationStatus, max_length=16, db_index=True)
+    expires_at = fields.DatetimeField(db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    inviter: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sent_invitations", null=True, on_delete=fields.SET_NULL
+    )
+    inviter_api_key: fields.ForeignKeyNullableRelation[ApiKey] = fields.ForeignKeyField(
+        "models.ApiKey", related_name="invitations", null=True, on_delete=fields.SET_NULL
+    )
+    accepted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="accepted_invitations", null=True, on_delete=fields.SET_NULL
+    )
+    accepted_at = fields.DatetimeField(null=True)
+    send_email = fields.BooleanField(default=True)
+    delivery_status = fields.CharEnumField(DeliveryStatus, max_length=16)
+    delivery_error = fields.TextField(null=True)
+    message_id = fields.CharField(max_length=255, null=True)
+    send_count = fields.IntField(default=0)
+    last_sent_at = fields.DatetimeField(null=True)
+    reminder_sent_at = fields.DatetimeField(null=True)
+    # Bumped to rotate the token: links carrying an older version stop working.
+    token_version = fields.IntField(default=1)
+    max_uses = fields.IntField(null=True)
+    use_count = fields.IntField(default=0)
+
+    class Meta:
+        table = "invitations"
+        unique_together = (("group", "open_key"),)
+
+
+class InvitationUse(Model):
+    """One user's acceptance of a LINK invitation (each user counts once)."""
+
+    id = fields.IntField(primary_key=True)
+    invitation: fields.ForeignKeyRelation[Invitation] = fields.ForeignKeyField(
+        "models.Invitation", related_name="uses", on_delete=fields.CASCADE
+    )
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="invitation_uses", on_delete=fields.CASCADE
+    )
+    used_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "invitation_uses"
+        unique_together = (("invitation", "user"),)
+
+
+class InvitationEvent(Model):
+    """An entry in an invitation's audit trail."""
+
+    id = fields.UUIDField(primary_key=True)
+    invitation: fields.ForeignKeyRelation[Invitation] = fields.ForeignKeyField(
+        "models.Invitation", related_name="events", on_delete=fields.CASCADE
+    )
+    type = fields.CharEnumField(EventType, max_length=32)
+    actor_user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="invitation_events", null=True, on_delete=fields.SET_NULL
+    )
+    actor_api_key: fields.ForeignKeyNullableRelation[ApiKey] = fields.ForeignKeyField(
+        "models.ApiKey", related_name="invitation_events", null=True, on_delete=fields.SET_NULL
+    )
+    detail = fields.JSONField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "invitation_events"
+
+
+class OutboxMessage(Model):
+    """An email to send, written in the same transaction as the change that calls for it."""
+
+    id = fields.UUIDField(primary_key=True)
+    kind = fields.CharEnumField(MessageKind, max_length=32)
+    invitation: fields.ForeignKeyRelation[Invitation] = fields.ForeignKeyField(
+        "models.Invitation", related_name="outbox", on_delete=fields.CASCADE
+    )
+    # The token version the message was written for: a resend supersedes older messages.
+    token_version = fields.IntField(default=1)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    enqueued_at = fields.DatetimeField(null=True)
+    sent_at = fields.DatetimeField(null=True, db_index=True)
+    failed_at = fields.DatetimeField(null=True)
+    attempts = fields.IntField(default=0)
+    last_error = fields.TextField(null=True)
+
+    class Meta:
+        table = "outbox"

@@ -1,0 +1,1 @@
+"""The domain: rules about groups and invitations, free of GraphQL and HTTP."""

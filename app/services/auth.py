@@ -1,0 +1,162 @@
+"""Who is calling: an API key for the host app, or a user with a JWT."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import jwt
+
+from app.config import Settings
+from app.models import ApiKey, User
+
+API_KEY_PREFIX = "usk_"
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What Usher reads from a user's JWT."""
+
+    sub: str
+    email: str | None
+    email_verified: bool
+    name: str | None
+
+
+@dataclass
+class Principal:
+    """The caller of one request: an API key, a user, or nobody."""
+
+    api_key: ApiKey | None = None
+    claims: Claims | None = None
+    user: User | None = None
+
+    @property
+    def is_api_key(self) -> bool:
+        """True for the host app's backend."""
+        return self.api_key is not None
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True for an API key or a user."""
+        return self.api_key is not None or self.claims is not None
+
+    @property
+    def verified_email(self) -> str | None:
+        """The user's email, lower-cased, when the JWT says it is verified."""
+        if self.claims and self.claims.email and self.claims.email_verified:
+            return self.claims.email.lower()
+        return None
+
+
+class InvalidCredential(Exception):
+    """The Authorization header carries something that is not a valid credential."""
+
+
+def hash_api_key(key: str) -> str:
+    """The stored form of an API key (keys are long and random, so SHA-256 suffices)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_api_key(name: str) -> tuple[ApiKey, str]:
+    """A new API key row and the key itself, which is shown once and never stored."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    row = await ApiKey.create(name=name, prefix=key[:12], key_hash=hash_api_key(key))
+    return row, key
+
+
+async def authenticate_api_key(key: str) -> ApiKey:
+    """The API key row for `key`, or InvalidCredential."""
+    row = await ApiKey.get_or_none(key_hash=hash_api_key(key), revoked_at=None)
+    if row is None:
+        raise InvalidCredential("Unknown or revoked API key.")
+    return row
+
+
+@lru_cache(maxsize=4)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True)
+
+
+def decode_jwt(settings: Settings, token: str) -> Claims:
+    """Verify a user's JWT and read its claims, or raise InvalidCredential."""
+    options: dict[str, Any] = {"require": ["sub"], "verify_aud": bool(settings.jwt_audience)}
+    try:
+        key: Any
+        if settings.jwt_jwks_url:
+            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+            algorithms = ["RS256", "ES256"]
+        elif settings.jwt_public_key:
+            key, algorithms = settings.jwt_public_key, ["RS256", "ES256"]
+        else:
+            key, algorithms = settings.jwt_secret, ["HS256"]
+        data = jwt.decode(
+            token, key, algorithms=algorithms, audience=settings.jwt_audience, options=options
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidCredential(f"Invalid token: {exc}") from None
+    sub = data.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidCredential("Invalid token: 'sub' must be a non-empty string")
+    email = data.get("email")
+    name = data.get("name")
+    return Claims(
+        sub=sub,
+        email=email if isinstance(email, str) and email else None,
+        email_verified=data.get("email_verified") is True,
+        name=name if isinstance(name, str) and name else None,
+    )
+
+
+async def authenticate(settings: Settings, authorization: str | None) -> Principal:
+    """The principal for an `Authorization` header value (None: anonymous)."""
+    if not authorization:
+        return Principal()
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise InvalidCredential("Authorization must be 'Bearer <credential>'.")
+    credential = credential.strip()
+    if credential.startswith(API_KEY_PREFIX):
+        return Principal(api_key=await authenticate_api_key(credential))
+    return Principal(claims=decode_jwt(settings, credential))
+
+
+async def sync_user(claims: Claims) -> User:
+    """The user row for these claims, created on first sight and kept up to date."""
+    user, created = await User.get_or_create(
+        external_id=claims.sub, defaults={"email": claims.email, "name": claims.name}
+    )
+    if not created and (user.email, user.name) != (claims.email, claims.name):
+        user.email, user.name = claims.email, claims.name
+        await user.save(update_fields=["email", "name"])
+    return user
+
+
+def make_dev_jwt(
+    settings: Settings,
+    *,
+    sub: str,
+    email: str | None,
+    name: str | None = None,
+    verified: bool = True,
+    hours: int = 24,
+) -> str:
+    """An HS256 JWT signed with USHER_JWT_SECRET, for development and tests."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "email_verified": verified,
+        "iat": now,
+        "exp": now + timedelta(hours=hours),
+    }
+    if email:
+        claims["email"] = email
+    if name:
+        claims["name"] = name
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

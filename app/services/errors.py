@@ -1,0 +1,43 @@
+"""Domain errors: what a user can act on, with a code and the input it concerns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """The codes a client can branch on; binding names from DESIGN.md."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    ALREADY_INVITED = "ALREADY_INVITED"
+    ALREADY_MEMBER = "ALREADY_MEMBER"
+    INVALID_STATUS = "INVALID_STATUS"
+    EXPIRED = "EXPIRED"
+    EMAIL_MISMATCH = "EMAIL_MISMATCH"
+    EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
+    ROLE_NOT_ALLOWED = "ROLE_NOT_ALLOWED"
+    WEBMAIL_DOMAIN = "WEBMAIL_DOMAIN"
+    RATE_LIMITED = "RATE_LIMITED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+
+
+class DomainError(Exception):
+    """A rule said no. `field` is the path of the input it concerns, if any."""
+
+    def __init__(self, code: ErrorCode, message: str, field: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = list(field) if field else None
+
+    def at(self, *prefix: str) -> DomainError:
+        """The same error with `prefix` put before its field path (for bulk items)."""
+        return DomainError(self.code, self.message, [*prefix, *(self.field or [])])
+
+
+class AuthenticationRequired(Exception):
+    """No valid credential where one is needed: a top-level GraphQL error, not data."""

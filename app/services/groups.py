@@ -1,0 +1,66 @@
+"""Groups and memberships."""
+
+from __future__ import annotations
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app.config import Settings
+from app.models import Group, JoinMethod, Membership
+from app.services.auth import Principal
+from app.services.errors import DomainError, ErrorCode
+
+
+def _text(value: str, field: str, max_length: int) -> str:
+    value = value.strip()
+    if not value:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"{field} must not be empty.", [field])
+    if len(value) > max_length:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"{field} must be at most {max_length} characters.",
+            [field],
+        )
+    return value
+
+
+async def create_group(
+    settings: Settings, principal: Principal, *, type: str, external_id: str, name: str
+) -> Group:
+    """A new group; a user who creates it becomes its owner (the highest role)."""
+    type = _text(type, "type", 64)
+    external_id = _text(external_id, "externalId", 255)
+    name = _text(name, "name", 255)
+    try:
+        async with in_transaction():
+            group = await Group.create(type=type, external_id=external_id, name=name)
+            if principal.user is not None:
+                await Membership.create(
+                    user=principal.user,
+                    group=group,
+                    role=settings.role_order[0],
+                    joined_via=JoinMethod.CREATOR,
+                )
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "A group with this type and externalId already exists.",
+            ["externalId"],
+        ) from None
+    return group
+
+
+async def find_group(group_type: str, group_id: str) -> Group | None:
+    """The group with this type and external id."""
+    return await Group.get_or_none(type=group_type, external_id=group_id)
+
+
+async def visible_group(principal: Principal, group_type: str, group_id: str) -> Group | None:
+    """The group if the caller may see it: API keys and the group's members."""
+    group = await find_group(group_type, group_id)
+    if group is None or principal.is_api_key:
+        return group
+    if principal.user is None:
+        return None
+    is_member = await Membership.exists(user_id=principal.user.id, group_id=group.id)
+    return group if is_member else None

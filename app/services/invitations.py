@@ -1,0 +1,443 @@
+"""Invitations: creating them, reading them, and the one way their state changes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from email_validator import EmailNotValidError, validate_email
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from app.config import Settings
+from app.models import (
+    DeliveryStatus,
+    EventType,
+    Group,
+    Invitation,
+    InvitationEvent,
+    InvitationStatus,
+    Membership,
+    MessageKind,
+    OutboxMessage,
+    TargetType,
+)
+from app.services import outbox
+from app.services.auth import Principal
+from app.services.errors import DomainError, ErrorCode
+from app.services.groups import find_group
+from app.services.pages import Page, paginate
+from app.services.policies import can_manage_invitation, check_grant, require_group_manager
+from app.services.tokens import make_token, read_token
+
+MAX_INVITEES = 100
+MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 90, 7
+MAX_MESSAGE = 2000
+MAX_METADATA_BYTES = 16_384
+MAX_PERMISSIONS = 50
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def effective_status(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
+    """The status as a reader must see it: a PENDING invitation past `expiresAt` is EXPIRED."""
+    now = now or utcnow()
+    if invitation.status == InvitationStatus.PENDING and invitation.expires_at <= now:
+        return InvitationStatus.EXPIRED
+    return InvitationStatus(invitation.status)
+
+
+def status_filter(statuses: Sequence[InvitationStatus], now: datetime) -> Q:
+    """A filter matching invitations whose *effective* status is one of `statuses`."""
+    q = Q(pk__isnull=True)  # matches nothing; OR-ed with each wanted status
+    for status in set(statuses):
+        if status == InvitationStatus.PENDING:
+            q |= Q(status=status, expires_at__gt=now)
+        elif status == InvitationStatus.EXPIRED:
+            q |= Q(status=status) | Q(status=InvitationStatus.PENDING, expires_at__lte=now)
+        else:
+            q |= Q(status=status)
+    return q
+
+
+def resolve_expiry(
+    now: datetime, expires_in_days: int | None, expires_at: datetime | None
+) -> datetime:
+    """The expiry from `expiresInDays` (1..90, default 7) or a future `expiresAt` ≤ 90 days."""
+    if expires_in_days is not None and expires_at is not None:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "Give expiresInDays or expiresAt, not both.", ["expiresAt"]
+        )
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= now:
+            raise DomainError(ErrorCode.INVALID_INPUT, "expiresAt is in the past.", ["expiresAt"])
+        if expires_at > now + timedelta(days=MAX_DAYS):
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                f"expiresAt is more than {MAX_DAYS} days ahead.",
+                ["expiresAt"],
+            )
+        return expires_at
+    days = DEFAULT_DAYS if expires_in_days is None else expires_in_days
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"expiresInDays must be between {MIN_DAYS} and {MAX_DAYS}.",
+            ["expiresInDays"],
+        )
+    return now + timedelta(days=days)
+
+
+def normalize_email(value: str) -> tuple[str, str]:
+    """(address as it will be shown, lower-cased key for matching), or INVALID_EMAIL."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise DomainError(ErrorCode.INVALID_EMAIL, str(exc), ["email"]) from None
+    return result.normalized, result.normalized.lower()
+
+
+def token_for(settings: Settings, invitation: Invitation) -> str:
+    """The current token of an invitation (never logged)."""
+    return make_token(settings.secret_keys[0], invitation.id, invitation.token_version)
+
+
+def invite_url(settings: Settings, invitation: Invitation) -> str:
+    """The link that opens an invitation, from `USHER_ACCEPT_URL`."""
+    return settings.accept_url.replace("{token}", token_for(settings, invitation))
+
+
+async def record_event(
+    invitation_id: UUID,
+    type: EventType,
+    principal: Principal | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append to an invitation's audit trail."""
+    await InvitationEvent.create(
+        invitation_id=invitation_id,
+        type=type,
+        actor_user=principal.user if principal else None,
+        actor_api_key=principal.api_key if principal else None,
+        detail=detail,
+    )
+
+
+async def transition(
+    invitation_id: UUID,
+    *,
+    from_statuses: Sequence[InvitationStatus],
+    unexpired: bool = False,
+    now: datetime | None = None,
+    extra: Q | None = None,
+    **changes: Any,
+) -> bool:
+    """One conditional UPDATE; True if it changed the row (the only test of success)."""
+    query = Invitation.filter(id=invitation_id, status__in=list(from_statuses))
+    if unexpired:
+        query = query.filter(expires_at__gt=now or utcnow())
+    if extra is not None:
+        query = query.filter(extra)
+    return await query.update(**changes) == 1
+
+
+def _check_payload(
+    message: str | None,
+    metadata: Any,
+    permissions: Sequence[str] | None,
+    return_to: str | None,
+) -> None:
+    if message is not None and len(message) > MAX_MESSAGE:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"message must be at most {MAX_MESSAGE} characters.",
+            ["message"],
+        )
+    if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.",
+            ["metadata"],
+        )
+    if permissions is not None:
+        if len(permissions) > MAX_PERMISSIONS or any(
+            not p.strip() or len(p) > 64 for p in permissions
+        ):
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                f"permissions: at most {MAX_PERMISSIONS} names of 1 to 64 characters.",
+                ["permissions"],
+            )
+    if return_to is not None and len(return_to) > 2048:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "returnTo must be at most 2048 characters.", ["returnTo"]
+        )
+
+
+@dataclass
+class InviteeSpec:
+    """One person to invite."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    role: str | None = None
+
+
+async def _manageable_group(
+    settings: Settings, principal: Principal, group_type: str, group_id: str
+) -> Group:
+    group = await find_group(group_type, group_id)
+    if group is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
+    await require_group_manager(settings, principal, group)
+    return group
+
+
+async def invite(
+    settings: Settings,
+    principal: Principal,
+    *,
+    group_type: str,
+    group_id: str,
+    invitees: Sequence[InviteeSpec],
+    role: str | None = None,
+    permissions: Sequence[str] | None = None,
+    message: str | None = None,
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    send_email: bool = True,
+    draft: bool = False,
+    metadata: Any = None,
+    return_to: str | None = None,
+) -> tuple[list[Invitation], list[DomainError]]:
+    """Invite people by email. Whole-request problems raise; per-invitee ones are returned."""
+    now = utcnow()
+    group = await _manageable_group(settings, principal, group_type, group_id)
+    if not 1 <= len(invitees) <= MAX_INVITEES:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"Invite between 1 and {MAX_INVITEES} people at a time.",
+            ["invitees"],
+        )
+    expiry = resolve_expiry(now, expires_in_days, expires_at)
+    _check_payload(message, metadata, permissions, return_to)
+    default_role = role or settings.role_order[-1]
+    await check_grant(settings, principal, group, default_role, ["role"])
+
+    created: list[Invitation] = []
+    errors: list[DomainError] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(invitees):
+        try:
+            invitation = await _invite_one(
+                settings,
+                principal,
+                group,
+                spec,
+                seen,
+                role=default_role,
+                permissions=list(permissions or []),
+                message=message,
+                expires_at=expiry,
+                send_email=send_email,
+                draft=draft,
+                metadata=metadata,
+                return_to=return_to,
+                now=now,
+            )
+        except DomainError as error:
+            errors.append(error.at("invitees", str(index)))
+        else:
+            created.append(invitation)
+    if any(i.delivery_status == DeliveryStatus.QUEUED for i in created):
+        outbox.notify()
+    return created, errors
+
+
+async def _invite_one(
+    settings: Settings,
+    principal: Principal,
+    group: Group,
+    spec: InviteeSpec,
+    seen: set[str],
+    *,
+    role: str,
+    permissions: list[str],
+    message: str | None,
+    expires_at: datetime,
+    send_email: bool,
+    draft: bool,
+    metadata: Any,
+    return_to: str | None,
+    now: datetime,
+) -> Invitation:
+    email, key = normalize_email(spec.email)
+    if key in seen:
+        raise DomainError(ErrorCode.ALREADY_INVITED, f"{email} appears twice.", ["email"])
+    seen.add(key)
+    if spec.role and spec.role != role:
+        await check_grant(settings, principal, group, spec.role, ["role"])
+        role = spec.role
+    for name, value in (("firstName", spec.first_name), ("lastName", spec.last_name)):
+        if value is not None and len(value) > 255:
+            raise DomainError(ErrorCode.INVALID_INPUT, f"{name} is too long.", [name])
+    if await Membership.exists(group_id=group.id, user__email__iexact=key):
+        raise DomainError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member.", ["email"])
+
+    status = InvitationStatus.DRAFT if draft else InvitationStatus.PENDING
+    if draft:
+        delivery = DeliveryStatus.NOT_SENT
+    else:
+        delivery = DeliveryStatus.QUEUED if send_email else DeliveryStatus.DISABLED
+    try:
+        async with in_transaction():
+            await expire_overdue(group_id=group.id, open_key=key, now=now)
+            invitation = await Invitation.create(
+                group=group,
+                target_type=TargetType.EMAIL,
+                email=email,
+                email_key=key,
+                open_key=key,
+                first_name=spec.first_name,
+                last_name=spec.last_name,
+                role=role,
+                permissions=permissions,
+                message=message,
+                metadata=metadata,
+                return_to=return_to,
+                status=status,
+                expires_at=expires_at,
+                inviter=principal.user,
+                inviter_api_key=principal.api_key,
+                send_email=send_email,
+                delivery_status=delivery,
+            )
+            await record_event(invitation.id, EventType.CREATED, principal)
+            if delivery == DeliveryStatus.QUEUED:
+                await OutboxMessage.create(kind=MessageKind.INVITATION, invitation=invitation)
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
+        ) from None
+    return invitation
+
+
+async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: Any) -> int:
+    """Make stored state catch up with the clock: PENDING past `expiresAt` becomes EXPIRED.
+
+    Set-based; records an `expired` event per row it flipped. Returns how many it flipped.
+    """
+    overdue = Invitation.filter(status=InvitationStatus.PENDING, expires_at__lte=now, **filters)
+    if limit is not None:
+        overdue = overdue.limit(limit)
+    ids = await overdue.values_list("id", flat=True)
+    if not ids:
+        return 0
+    # The status and expiry are checked again by the UPDATE itself, so a renew that
+    # slipped in between is not overwritten.
+    async with in_transaction():
+        flipped = await Invitation.filter(
+            id__in=ids, status=InvitationStatus.PENDING, expires_at__lte=now
+        ).update(status=InvitationStatus.EXPIRED, open_key=None)
+        if flipped:
+            still = await Invitation.filter(
+                id__in=ids, status=InvitationStatus.EXPIRED
+            ).values_list("id", flat=True)
+            await InvitationEvent.bulk_create(
+                [InvitationEvent(invitation_id=i, type=EventType.EXPIRED) for i in still]
+            )
+    return int(flipped)
+
+
+async def get_invitation(
+    settings: Settings, principal: Principal, invitation_id: str
+) -> Invitation | None:
+    """The invitation if the caller may see it: its managers and its invitee."""
+    try:
+        uid = UUID(invitation_id)
+    except ValueError:
+        return None
+    invitation = await Invitation.get_or_none(id=uid)
+    if invitation is None:
+        return None
+    if await can_manage_invitation(settings, principal, invitation):
+        return invitation
+    email = principal.verified_email
+    if email is not None and invitation.email_key == email:
+        return invitation
+    return None
+
+
+async def by_token(settings: Settings, token: str) -> Invitation | None:
+    """The invitation a genuine, current token opens; None for any other token."""
+    read = read_token(settings.secret_keys, token)
+    if read is None:
+        return None
+    invitation_id, version = read
+    return await Invitation.get_or_none(id=invitation_id, token_version=version)
+
+
+async def open_invitations(
+    principal: Principal, *, target_type: TargetType, target_value: str
+) -> list[Invitation]:
+    """PENDING, unexpired invitations for an email (its verified owner or an API key)."""
+    if target_type != TargetType.EMAIL:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "Only EMAIL targets can be listed.", ["targetType"]
+        )
+    _, key = normalize_email(target_value)
+    if not principal.is_api_key and principal.verified_email != key:
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            "Only the verified owner of an address, or an API key, may list its invitations.",
+            ["targetValue"],
+        )
+    return await Invitation.filter(
+        email_key=key, status=InvitationStatus.PENDING, expires_at__gt=utcnow()
+    ).order_by("-created_at")
+
+
+async def group_invitations(
+    settings: Settings,
+    principal: Principal,
+    group: Group,
+    *,
+    statuses: Sequence[InvitationStatus] | None,
+    first: int,
+    after: str | None,
+) -> Page[Invitation]:
+    """A page of a group's invitations for those who may manage them."""
+    await require_group_manager(settings, principal, group)
+    query = Invitation.filter(group_id=group.id)
+    if statuses:
+        query = query.filter(status_filter(statuses, utcnow()))
+    return await paginate(query, stamp_field="created_at", first=first, after=after)
+
+
+async def invitations_by_group(
+    settings: Settings,
+    principal: Principal,
+    *,
+    group_type: str,
+    group_id: str,
+    statuses: Sequence[InvitationStatus] | None,
+    first: int,
+    after: str | None,
+) -> Page[Invitation]:
+    """`invitationsByGroup`: a page of the named group's invitations."""
+    group = await _manageable_group(settings, principal, group_type, group_id)
+    return await group_invitations(
+        settings, principal, group, statuses=statuses, first=first, after=after
+    )
+

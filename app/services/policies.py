@@ -1,0 +1,85 @@
+"""Who may do what (DESIGN.md, "Who may do what"), always against the stored group."""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.models import Group, Invitation, Membership
+from app.services.auth import Principal
+from app.services.errors import DomainError, ErrorCode
+
+
+async def viewer_role(principal: Principal, group_id: object) -> str | None:
+    """The calling user's role in the group, or None."""
+    if principal.user is None:
+        return None
+    membership = await Membership.get_or_none(user_id=principal.user.id, group_id=group_id)
+    return membership.role if membership else None
+
+
+def rank(settings: Settings, role: str) -> int:
+    """Position in the role order: 0 is the highest role."""
+    return settings.role_order.index(role)
+
+
+def higher_role(settings: Settings, a: str, b: str) -> str:
+    """The higher of two roles (an unknown role counts as the lowest)."""
+    order = settings.role_order
+
+    def key(role: str) -> int:
+        return order.index(role) if role in order else len(order)
+
+    return a if key(a) <= key(b) else b
+
+
+async def can_manage_group(settings: Settings, principal: Principal, group: Group) -> bool:
+    """API keys and members whose role may invite manage a group and its invitations."""
+    if principal.is_api_key:
+        return True
+    role = await viewer_role(principal, group.id)
+    return role is not None and role in settings.roles_that_invite
+
+
+async def require_group_manager(settings: Settings, principal: Principal, group: Group) -> None:
+    """Raise unless the caller may manage `group`; non-members are told it does not exist."""
+    if principal.is_api_key:
+        return
+    role = await viewer_role(principal, group.id)
+    if role is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
+    if role not in settings.roles_that_invite:
+        raise DomainError(
+            ErrorCode.FORBIDDEN, f"The role {role!r} may not manage invitations.", ["groupId"]
+        )
+
+
+async def can_manage_invitation(
+    settings: Settings, principal: Principal, invitation: Invitation
+) -> bool:
+    """API keys, the group's admins and the invitation's own inviter."""
+    if principal.is_api_key:
+        return True
+    if principal.user is None:
+        return False
+    if invitation.inviter_id is not None and invitation.inviter_id == principal.user.id:  # type: ignore[attr-defined]
+        return True
+    role = await viewer_role(principal, invitation.group_id)  # type: ignore[attr-defined]
+    return role is not None and role in settings.roles_that_invite
+
+
+async def check_grant(
+    settings: Settings, principal: Principal, group: Group, role: str, field: list[str]
+) -> None:
+    """Raise unless `role` exists and the caller may give it (never above their own)."""
+    if role not in settings.role_order:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"Unknown role {role!r}; roles are {', '.join(settings.role_order)}.",
+            field,
+        )
+    if principal.is_api_key:
+        return
+    own = await viewer_role(principal, group.id)
+    if own is None or rank(settings, role) < rank(settings, own):
+        raise DomainError(
+            ErrorCode.ROLE_NOT_ALLOWED, f"You may not grant a role above your own ({own}).", field
+        )

@@ -1,0 +1,64 @@
+from tests.conftest import CREATE_GROUP, GQL
+
+
+async def test_creator_becomes_owner_and_sees_the_group(gql: GQL) -> None:
+    olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
+    data = await gql(
+        CREATE_GROUP, {"input": {"type": "org", "externalId": "acme", "name": "Acme"}}, auth=olivia
+    )
+    assert data["createGroup"]["errors"] == []
+    assert data["createGroup"]["group"]["viewerRole"] == "owner"
+
+    viewer = await gql(
+        "{ viewer { user { externalId email name } memberships { role group { name } } } }",
+        auth=olivia,
+    )
+    assert viewer["viewer"]["user"] == {
+        "externalId": "olivia",
+        "email": "olivia@acme.com",
+        "name": "Olivia",
+    }
+    assert viewer["viewer"]["memberships"] == [{"role": "owner", "group": {"name": "Acme"}}]
+
+    group = await gql(
+        '{ group(groupType: "org", groupId: "acme") { name members { totalCount edges { node { role user { externalId } } } } } }',
+        auth=olivia,
+    )
+    assert group["group"]["members"]["totalCount"] == 1
+
+
+async def test_group_is_invisible_to_non_members(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(gql.token("olivia"))
+    data = await gql('{ group(groupType: "org", groupId: "acme") { name } }', auth=gql.token())
+    assert data["group"] is None
+
+
+async def test_api_key_creates_group_without_members(gql: GQL, api_key: str) -> None:
+    data = await gql(
+        CREATE_GROUP, {"input": {"type": "org", "externalId": "x1", "name": "X"}}, auth=api_key
+    )
+    assert data["createGroup"]["group"]["viewerRole"] is None
+    again = await gql(
+        CREATE_GROUP, {"input": {"type": "org", "externalId": "x1", "name": "X"}}, auth=api_key
+    )
+    assert again["createGroup"]["group"] is None
+    assert again["createGroup"]["errors"][0]["code"] == "INVALID_INPUT"
+    assert again["createGroup"]["errors"][0]["field"] == ["externalId"]
+
+
+async def test_blank_names_are_refused(gql: GQL, api_key: str) -> None:
+    data = await gql(
+        CREATE_GROUP, {"input": {"type": "org", "externalId": "x", "name": "  "}}, auth=api_key
+    )
+    assert data["createGroup"]["errors"] == [
+        {"code": "INVALID_INPUT", "field": ["name"], "message": "name must not be empty."}
+    ]
+
+
+async def test_anonymous_and_bad_credentials_are_top_level_errors(gql: GQL) -> None:
+    body = await gql.raw("{ viewer { user { id } } }")
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    body = await gql.raw("{ viewer { user { id } } }", auth="not-a-jwt")
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    body = await gql.raw("{ viewer { user { id } } }", auth="usk_unknown")
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
