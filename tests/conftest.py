@@ -23,14 +23,12 @@ IN_CI = os.environ.get("CI") == "true"
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 
 
-async def _fresh_postgres(url: str) -> None:
-    """Drop and recreate the test database, connecting through the `test` database."""
+async def _postgres_admin(url: str, statement: str) -> None:
+    """Run `statement` on the server of `url`, connected to the `test` database."""
     import asyncpg
-
     from tortoise.backends.base.config_generator import expand_db_url
 
     creds = expand_db_url(url)["credentials"]
-    name = creds["database"]
     try:
         conn = await asyncpg.connect(
             host=creds["host"], port=creds["port"], user=creds["user"], database="test"
@@ -41,8 +39,7 @@ async def _fresh_postgres(url: str) -> None:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -52,14 +49,21 @@ async def database() -> AsyncIterator[str]:
     """A migrated database for the whole session; yields its URL."""
     with tempfile.TemporaryDirectory() as tmp:
         url = DATABASE_URL or f"sqlite://{Path(tmp) / 'usher-test.db'}"
-        if url.startswith("postgres"):
-            await _fresh_postgres(url)
+        postgres = url.startswith("postgres")
+        if postgres:
+            # A database of this run's own, so parallel runs never meet.
+            url = f"{url}_{os.getpid()}"
+            name = url.rsplit("/", 1)[1]
+            await _postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _postgres_admin(url, f'CREATE DATABASE "{name}"')
         await migrate_database(url)
         await Tortoise.init(config=tortoise_config(url), _enable_global_fallback=True)
         try:
             yield url
         finally:
             await Tortoise.close_connections()
+            if postgres:
+                await _postgres_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 TABLES = (

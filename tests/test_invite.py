@@ -1,0 +1,192 @@
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.models import Invitation, InvitationEvent, OutboxMessage
+from tests.conftest import GQL, INVITE
+
+
+def invite_input(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "groupType": "org",
+        "groupId": "acme",
+        "invitees": [{"email": "Ben@Example.COM", "firstName": "Ben"}],
+    }
+    base.update(overrides)
+    return base
+
+
+async def invite(gql: GQL, auth: str, **overrides: Any) -> dict[str, Any]:
+    data = await gql(INVITE, {"input": invite_input(**overrides)}, auth=auth)
+    payload: dict[str, Any] = data["invite"]
+    return payload
+
+
+async def test_owner_invites_by_email(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+    olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
+    await make_group(olivia)
+    payload = await invite(
+        gql,
+        olivia,
+        message="Welcome!",
+        permissions=["billing"],
+        metadata={"plan": "pro", "seats": 3},
+        returnTo="/projects/42",
+    )
+    assert payload["errors"] == []
+    [inv] = payload["invitations"]
+    assert inv["email"] == "Ben@example.com"
+    assert inv["status"] == "PENDING"
+    assert inv["role"] == "member"
+    assert inv["targetType"] == "EMAIL"
+    assert inv["deliveryStatus"] == "QUEUED"
+    assert inv["permissions"] == ["billing"]
+    assert inv["metadata"] == {"plan": "pro", "seats": 3}
+    assert inv["returnTo"] == "/projects/42"
+    assert inv["message"] == "Welcome!"
+    assert inv["inviteUrl"].startswith("https://app.example.com/signup?invitation=inv_")
+    expires = datetime.fromisoformat(inv["expiresAt"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
+
+    # One outbox row and one `created` event, written with the invitation.
+    row = await Invitation.get(id=inv["id"])
+    assert await OutboxMessage.filter(invitation_id=row.id).count() == 1
+    assert [e.type for e in await InvitationEvent.filter(invitation_id=row.id)] == ["created"]
+    # No user was made for the invitee: invitations are records, not users.
+    members = await gql(
+        '{ group(groupType: "org", groupId: "acme") { members { totalCount } } }', auth=olivia
+    )
+    assert members["group"]["members"]["totalCount"] == 1
+
+
+async def test_draft_and_no_email_are_honoured(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(api_key)
+    draft = await invite(gql, api_key, draft=True)
+    assert draft["invitations"][0]["status"] == "DRAFT"
+    assert draft["invitations"][0]["deliveryStatus"] == "NOT_SENT"
+    quiet = await invite(gql, api_key, invitees=[{"email": "c@example.com"}], sendEmail=False)
+    assert quiet["invitations"][0]["status"] == "PENDING"
+    assert quiet["invitations"][0]["deliveryStatus"] == "DISABLED"
+    assert await OutboxMessage.all().count() == 0
+
+
+async def test_bulk_reports_per_item_and_keeps_the_valid(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(api_key)
+    await invite(gql, api_key, invitees=[{"email": "taken@example.com"}])
+    payload = await invite(
+        gql,
+        api_key,
+        invitees=[
+            {"email": "a@example.com"},
+            {"email": "not-an-email"},
+            {"email": "TAKEN@example.com"},
+            {"email": "b@example.com", "role": "superuser"},
+            {"email": "A@example.com"},
+            {"email": "c@example.com", "role": "admin"},
+        ],
+    )
+    assert [i["email"] for i in payload["invitations"]] == ["a@example.com", "c@example.com"]
+    assert payload["invitations"][1]["role"] == "admin"
+    errors = {tuple(e["field"]): e["code"] for e in payload["errors"]}
+    assert errors == {
+        ("invitees", "1", "email"): "INVALID_EMAIL",
+        ("invitees", "2", "email"): "ALREADY_INVITED",
+        ("invitees", "3", "role"): "INVALID_INPUT",
+        ("invitees", "4", "email"): "ALREADY_INVITED",
+    }
+    assert await Invitation.all().count() == 3
+
+
+async def test_whole_request_errors_write_nothing(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(api_key)
+    in_past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    too_far = (datetime.now(UTC) + timedelta(days=91)).isoformat()
+    cases: list[tuple[dict[str, Any], str, list[str]]] = [
+        ({"invitees": []}, "INVALID_INPUT", ["invitees"]),
+        (
+            {"invitees": [{"email": f"p{i}@example.com"} for i in range(101)]},
+            "INVALID_INPUT",
+            ["invitees"],
+        ),
+        ({"expiresInDays": 0}, "INVALID_INPUT", ["expiresInDays"]),
+        ({"expiresInDays": 91}, "INVALID_INPUT", ["expiresInDays"]),
+        ({"expiresAt": in_past}, "INVALID_INPUT", ["expiresAt"]),
+        ({"expiresAt": too_far}, "INVALID_INPUT", ["expiresAt"]),
+        ({"role": "emperor"}, "INVALID_INPUT", ["role"]),
+        ({"groupId": "nope"}, "NOT_FOUND", ["groupId"]),
+        ({"message": "x" * 2001}, "INVALID_INPUT", ["message"]),
+    ]
+    for overrides, code, field in cases:
+        payload = await invite(gql, api_key, **overrides)
+        assert payload["invitations"] == [], overrides
+        assert [(e["code"], e["field"]) for e in payload["errors"]] == [(code, field)], overrides
+    assert await Invitation.all().count() == 0
+
+
+async def test_expiry_choices(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(api_key)
+    at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    payload = await invite(gql, api_key, expiresAt=at.isoformat())
+    assert datetime.fromisoformat(payload["invitations"][0]["expiresAt"]) == at
+    payload = await invite(gql, api_key, invitees=[{"email": "x@example.com"}], expiresInDays=90)
+    left = datetime.fromisoformat(payload["invitations"][0]["expiresAt"]) - datetime.now(UTC)
+    assert timedelta(days=89, hours=23) < left <= timedelta(days=90)
+
+
+async def test_roles_who_may_invite_and_what(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+    owner = gql.token("owner")
+    await make_group(owner)
+    admin, member = gql.token("admin"), gql.token("member")
+    # Make an admin and a member through stored memberships.
+    from app.models import Group, JoinMethod, Membership, User
+
+    group = await Group.get(external_id="acme")
+    for sub, role in (("admin", "admin"), ("member", "member")):
+        user = await User.create(external_id=sub, email=f"{sub}@example.com")
+        await Membership.create(user=user, group=group, role=role, joined_via=JoinMethod.INVITATION)
+
+    denied = await invite(gql, member)
+    assert [e["code"] for e in denied["errors"]] == ["FORBIDDEN"]
+    outsider = await invite(gql, gql.token("stranger"))
+    assert [e["code"] for e in outsider["errors"]] == ["NOT_FOUND"]
+    too_high = await invite(gql, admin, role="owner")
+    assert [(e["code"], e["field"]) for e in too_high["errors"]] == [("ROLE_NOT_ALLOWED", ["role"])]
+    ok = await invite(gql, admin, role="admin")
+    assert ok["errors"] == [] and ok["invitations"][0]["role"] == "admin"
+    already = await invite(gql, owner, invitees=[{"email": "MEMBER@example.com"}])
+    assert [(e["code"], e["field"]) for e in already["errors"]] == [
+        ("ALREADY_MEMBER", ["invitees", "0", "email"])
+    ]
+
+
+async def test_an_expired_invitation_no_longer_blocks_a_new_one(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+    await make_group(api_key)
+    first = await invite(gql, api_key)
+    # The clock passes its expiry; no job has run.
+    await Invitation.filter(id=first["invitations"][0]["id"]).update(
+        expires_at=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    second = await invite(gql, api_key)
+    assert second["errors"] == []
+    old = await Invitation.get(id=first["invitations"][0]["id"])
+    assert old.status == "expired" and old.open_key is None
+
+
+async def test_database_enforces_one_open_invitation_per_address(api_key: str, gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    from tortoise.exceptions import IntegrityError
+
+    await make_group(api_key)
+    payload = await invite(gql, api_key)
+    row = await Invitation.get(id=payload["invitations"][0]["id"])
+    with pytest.raises(IntegrityError):
+        await Invitation.create(
+            group_id=row.group_id,  # type: ignore[attr-defined]
+            target_type=row.target_type,
+            email=row.email,
+            email_key=row.email_key,
+            open_key=row.open_key,
+            role="member",
+            status="pending",
+            expires_at=row.expires_at,
+            delivery_status="not_sent",
+        )
