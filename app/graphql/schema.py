@@ -8,15 +8,22 @@ from collections.abc import Callable
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension, MaxAliasesLimiter, QueryDepthLimiter
-from strawberry.tools import merge_types
 
 from app.config import get_settings
 from app.graphql.errors import PublicError
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 
-Query = merge_types("Query", (GroupQuery, InvitationQuery))
-Mutation = merge_types("Mutation", (GroupMutation, InvitationMutation))
+
+@strawberry.type(description="Read groups, invitations and the signed-in user.")
+class Query(GroupQuery, InvitationQuery):
+    pass
+
+
+@strawberry.type(description="Change groups and invitations.")
+class Mutation(GroupMutation, InvitationMutation):
+    pass
+
 
 log = logging.getLogger("usher.graphql")
 

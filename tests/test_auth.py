@@ -1,0 +1,118 @@
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from app.config import DEV_JWT_SECRET, DEV_SECRET_KEY, Settings
+from app.main import create_app
+from app.services.auth import InvalidCredential, decode_jwt
+from tests.conftest import GQL
+
+VIEWER = "{ viewer { user { externalId email } } }"
+
+
+def _claims(**extra: object) -> dict[str, object]:
+    now = datetime.now(UTC)
+    return {"sub": "u1", "email": "u1@example.com", "email_verified": True, "exp": now + timedelta(hours=1), **extra}
+
+
+@pytest.mark.parametrize(
+    ("make_key", "algorithm"),
+    [
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
+    ],
+)
+def test_public_key_verification(make_key, algorithm: str) -> None:  # type: ignore[no-untyped-def]
+    private = make_key()
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    settings = Settings(jwt_public_key=public_pem)
+    token = jwt.encode(_claims(name="Una"), private, algorithm=algorithm)
+    claims = decode_jwt(settings, token)
+    assert (claims.sub, claims.email, claims.email_verified, claims.name) == ("u1", "u1@example.com", True, "Una")
+    # An HS256 token signed with the shared secret is not accepted once keys are configured.
+    with pytest.raises(InvalidCredential):
+        decode_jwt(settings, jwt.encode(_claims(), settings.jwt_secret, algorithm="HS256"))
+
+
+def test_expired_and_subless_tokens_are_refused() -> None:
+    settings = Settings()
+    expired = jwt.encode(_claims(exp=datetime.now(UTC) - timedelta(seconds=5)), settings.jwt_secret, algorithm="HS256")
+    with pytest.raises(InvalidCredential, match="expired"):
+        decode_jwt(settings, expired)
+    subless = jwt.encode({"email": "x@example.com"}, settings.jwt_secret, algorithm="HS256")
+    with pytest.raises(InvalidCredential):
+        decode_jwt(settings, subless)
+    wrong_key = jwt.encode(_claims(), "some-other-secret-of-sufficient-length!", algorithm="HS256")
+    with pytest.raises(InvalidCredential):
+        decode_jwt(settings, wrong_key)
+
+
+def test_email_verified_must_be_literally_true() -> None:
+    settings = Settings()
+    token = jwt.encode(_claims(email_verified="true"), settings.jwt_secret, algorithm="HS256")
+    assert decode_jwt(settings, token).email_verified is False
+
+
+def test_production_refuses_development_secrets() -> None:
+    with pytest.raises(ValueError, match="USHER_SECRET_KEY is the development value"):
+        create_app(Settings(env="production", jwt_secret="x" * 40))
+    with pytest.raises(ValueError, match="USHER_JWT_SECRET is the development value"):
+        create_app(Settings(env="production", secret_key="y" * 40))
+    with pytest.raises(ValueError, match="USHER_SECRET_KEY"):
+        create_app(Settings(env="production", secret_key=f"new,{DEV_SECRET_KEY}", jwt_secret="x" * 40))
+    app = create_app(Settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40))
+    assert app is not None
+    assert Settings().jwt_secret == DEV_JWT_SECRET
+
+
+async def test_users_are_mirrored_from_the_jwt(gql: GQL) -> None:
+    first = await gql(VIEWER, auth=gql.token("u1", "old@example.com"))
+    assert first["viewer"]["user"] == {"externalId": "u1", "email": "old@example.com"}
+    second = await gql(VIEWER, auth=gql.token("u1", "new@example.com"))
+    assert second["viewer"]["user"] == {"externalId": "u1", "email": "new@example.com"}
+
+
+async def test_api_keys_have_no_viewer(gql: GQL, api_key: str) -> None:
+    data = await gql(VIEWER, auth=api_key)
+    assert data["viewer"] is None
+
+
+async def test_production_masks_unexpected_errors(database: str) -> None:
+    import httpx
+
+    from app.services import groups
+
+    settings = Settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40)
+    app = create_app(settings, run_jobs=False)
+    original = groups.visible_group
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    groups.visible_group = broken  # type: ignore[assignment]
+    try:
+        from app.services.auth import make_dev_jwt
+
+        token = make_dev_jwt(settings, sub="u1", email="u1@example.com")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            response = await http.post(
+                "/graphql",
+                json={"query": '{ group(groupType: "a", groupId: "b") { id } }'},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            body = response.json()
+            assert "hunter2" not in response.text
+            assert body["errors"][0]["message"] == "Unexpected error."
+            # Deliberate errors still reach the client.
+            response = await http.post("/graphql", json={"query": "{ viewer { user { id } } }"})
+            assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            # GraphiQL is off in production.
+            page = await http.get("/graphql", headers={"Accept": "text/html"})
+            assert "graphiql" not in page.text.lower()
+    finally:
+        groups.visible_group = original  # type: ignore[assignment]
