@@ -85,7 +85,9 @@ class Settings(BaseSettings):
             problems.append(f"USHER_INVITER_ROLES names unknown roles: {', '.join(unknown)}")
         if self.is_production:
             if DEV_SECRET_KEY in self.secret_keys:
-                problems.append("USHER_SECRET_KEY is the development value; set a secret of your own")
+                problems.append(
+                    "USHER_SECRET_KEY is the development value; set a secret of your own"
+                )
             if (
                 self.jwt_secret == DEV_JWT_SECRET
                 and not self.jwt_public_key

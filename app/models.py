@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
@@ -140,7 +141,7 @@ class Membership(Model):
         "models.Group", related_name="memberships", on_delete=fields.CASCADE
     )
     role = fields.CharField(max_length=64)
-    permissions = fields.JSONField(default=list)
+    permissions: list[str] = fields.JSONField(default=list)
     joined_via = fields.CharEnumField(JoinMethod, max_length=16)
     invitation_id = fields.UUIDField(null=True)
     joined_at = fields.DatetimeField(auto_now_add=True)
@@ -168,9 +169,9 @@ class Invitation(Model):
     first_name = fields.CharField(max_length=255, null=True)
     last_name = fields.CharField(max_length=255, null=True)
     role = fields.CharField(max_length=64)
-    permissions = fields.JSONField(default=list)
+    permissions: list[str] = fields.JSONField(default=list)
     message = fields.TextField(null=True)
-    metadata = fields.JSONField(null=True)
+    metadata: Any = fields.JSONField(null=True)
     return_to = fields.CharField(max_length=2048, null=True)
     status = fields.CharEnumField(InvitationStatus, max_length=16, db_index=True)
     expires_at = fields.DatetimeField(db_index=True)
@@ -234,7 +235,7 @@ class InvitationEvent(Model):
     actor_api_key: fields.ForeignKeyNullableRelation[ApiKey] = fields.ForeignKeyField(
         "models.ApiKey", related_name="invitation_events", null=True, on_delete=fields.SET_NULL
     )
-    detail = fields.JSONField(null=True)
+    detail: dict[str, Any] | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
 
     class Meta:

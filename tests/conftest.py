@@ -148,7 +148,11 @@ class GQL:
         """A JWT for a user (a fresh one by default)."""
         sub = sub or f"user-{uuid.uuid4().hex[:8]}"
         return make_dev_jwt(
-            self.settings, sub=sub, email=email or f"{sub}@example.com", name=name, verified=verified
+            self.settings,
+            sub=sub,
+            email=email or f"{sub}@example.com",
+            name=name,
+            verified=verified,
         )
 
 

@@ -15,7 +15,13 @@ VIEWER = "{ viewer { user { externalId email } } }"
 
 def _claims(**extra: object) -> dict[str, object]:
     now = datetime.now(UTC)
-    return {"sub": "u1", "email": "u1@example.com", "email_verified": True, "exp": now + timedelta(hours=1), **extra}
+    return {
+        "sub": "u1",
+        "email": "u1@example.com",
+        "email_verified": True,
+        "exp": now + timedelta(hours=1),
+        **extra,
+    }
 
 
 @pytest.mark.parametrize(
@@ -25,15 +31,22 @@ def _claims(**extra: object) -> dict[str, object]:
         (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
     ],
 )
-def test_public_key_verification(make_key, algorithm: str) -> None:  # type: ignore[no-untyped-def]
+def test_public_key_verification(make_key, algorithm: str) -> None:
     private = make_key()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     settings = Settings(jwt_public_key=public_pem)
     token = jwt.encode(_claims(name="Una"), private, algorithm=algorithm)
     claims = decode_jwt(settings, token)
-    assert (claims.sub, claims.email, claims.email_verified, claims.name) == ("u1", "u1@example.com", True, "Una")
+    assert (claims.sub, claims.email, claims.email_verified, claims.name) == (
+        "u1",
+        "u1@example.com",
+        True,
+        "Una",
+    )
     # An HS256 token signed with the shared secret is not accepted once keys are configured.
     with pytest.raises(InvalidCredential):
         decode_jwt(settings, jwt.encode(_claims(), settings.jwt_secret, algorithm="HS256"))
@@ -41,7 +54,11 @@ def test_public_key_verification(make_key, algorithm: str) -> None:  # type: ign
 
 def test_expired_and_subless_tokens_are_refused() -> None:
     settings = Settings()
-    expired = jwt.encode(_claims(exp=datetime.now(UTC) - timedelta(seconds=5)), settings.jwt_secret, algorithm="HS256")
+    expired = jwt.encode(
+        _claims(exp=datetime.now(UTC) - timedelta(seconds=5)),
+        settings.jwt_secret,
+        algorithm="HS256",
+    )
     with pytest.raises(InvalidCredential, match="expired"):
         decode_jwt(settings, expired)
     subless = jwt.encode({"email": "x@example.com"}, settings.jwt_secret, algorithm="HS256")
@@ -64,7 +81,9 @@ def test_production_refuses_development_secrets() -> None:
     with pytest.raises(ValueError, match="USHER_JWT_SECRET is the development value"):
         create_app(Settings(env="production", secret_key="y" * 40))
     with pytest.raises(ValueError, match="USHER_SECRET_KEY"):
-        create_app(Settings(env="production", secret_key=f"new,{DEV_SECRET_KEY}", jwt_secret="x" * 40))
+        create_app(
+            Settings(env="production", secret_key=f"new,{DEV_SECRET_KEY}", jwt_secret="x" * 40)
+        )
     app = create_app(Settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40))
     assert app is not None
     assert Settings().jwt_secret == DEV_JWT_SECRET
@@ -94,12 +113,14 @@ async def test_production_masks_unexpected_errors(database: str) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("database password is hunter2")
 
-    groups.visible_group = broken  # type: ignore[assignment]
+    groups.visible_group = broken
     try:
         from app.services.auth import make_dev_jwt
 
         token = make_dev_jwt(settings, sub="u1", email="u1@example.com")
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as http:
             response = await http.post(
                 "/graphql",
                 json={"query": '{ group(groupType: "a", groupId: "b") { id } }'},
@@ -115,4 +136,4 @@ async def test_production_masks_unexpected_errors(database: str) -> None:
             page = await http.get("/graphql", headers={"Accept": "text/html"})
             assert "graphiql" not in page.text.lower()
     finally:
-        groups.visible_group = original  # type: ignore[assignment]
+        groups.visible_group = original

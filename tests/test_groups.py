@@ -27,7 +27,7 @@ async def test_creator_becomes_owner_and_sees_the_group(gql: GQL) -> None:
     assert group["group"]["members"]["totalCount"] == 1
 
 
-async def test_group_is_invisible_to_non_members(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_group_is_invisible_to_non_members(gql: GQL, make_group) -> None:
     await make_group(gql.token("olivia"))
     data = await gql('{ group(groupType: "org", groupId: "acme") { name } }', auth=gql.token())
     assert data["group"] is None

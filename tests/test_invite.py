@@ -21,7 +21,7 @@ async def invite(gql: GQL, auth: str, **overrides: Any) -> dict[str, Any]:
     return payload
 
 
-async def test_owner_invites_by_email(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_owner_invites_by_email(gql: GQL, make_group) -> None:
     olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
     await make_group(olivia)
     payload = await invite(
@@ -58,7 +58,7 @@ async def test_owner_invites_by_email(gql: GQL, make_group) -> None:  # type: ig
     assert members["group"]["members"]["totalCount"] == 1
 
 
-async def test_draft_and_no_email_are_honoured(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_draft_and_no_email_are_honoured(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     draft = await invite(gql, api_key, draft=True)
     assert draft["invitations"][0]["status"] == "DRAFT"
@@ -69,7 +69,9 @@ async def test_draft_and_no_email_are_honoured(gql: GQL, api_key: str, make_grou
     assert await OutboxMessage.all().count() == 0
 
 
-async def test_bulk_reports_per_item_and_keeps_the_valid(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_bulk_reports_per_item_and_keeps_the_valid(
+    gql: GQL, api_key: str, make_group
+) -> None:
     await make_group(api_key)
     await invite(gql, api_key, invitees=[{"email": "taken@example.com"}])
     payload = await invite(
@@ -96,7 +98,7 @@ async def test_bulk_reports_per_item_and_keeps_the_valid(gql: GQL, api_key: str,
     assert await Invitation.all().count() == 3
 
 
-async def test_whole_request_errors_write_nothing(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_whole_request_errors_write_nothing(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     in_past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     too_far = (datetime.now(UTC) + timedelta(days=91)).isoformat()
@@ -122,7 +124,7 @@ async def test_whole_request_errors_write_nothing(gql: GQL, api_key: str, make_g
     assert await Invitation.all().count() == 0
 
 
-async def test_expiry_choices(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_expiry_choices(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
     payload = await invite(gql, api_key, expiresAt=at.isoformat())
@@ -132,7 +134,7 @@ async def test_expiry_choices(gql: GQL, api_key: str, make_group) -> None:  # ty
     assert timedelta(days=89, hours=23) < left <= timedelta(days=90)
 
 
-async def test_roles_who_may_invite_and_what(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_roles_who_may_invite_and_what(gql: GQL, make_group) -> None:
     owner = gql.token("owner")
     await make_group(owner)
     admin, member = gql.token("admin"), gql.token("member")
@@ -158,7 +160,9 @@ async def test_roles_who_may_invite_and_what(gql: GQL, make_group) -> None:  # t
     ]
 
 
-async def test_an_expired_invitation_no_longer_blocks_a_new_one(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_an_expired_invitation_no_longer_blocks_a_new_one(
+    gql: GQL, api_key: str, make_group
+) -> None:
     await make_group(api_key)
     first = await invite(gql, api_key)
     # The clock passes its expiry; no job has run.
@@ -171,7 +175,9 @@ async def test_an_expired_invitation_no_longer_blocks_a_new_one(gql: GQL, api_ke
     assert old.status == "expired" and old.open_key is None
 
 
-async def test_database_enforces_one_open_invitation_per_address(api_key: str, gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_database_enforces_one_open_invitation_per_address(
+    api_key: str, gql: GQL, make_group
+) -> None:
     import pytest
     from tortoise.exceptions import IntegrityError
 

@@ -45,7 +45,7 @@ async def expire(invitation_id: str) -> None:
     )
 
 
-async def test_invitations_by_group_pages_and_filters(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_invitations_by_group_pages_and_filters(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     made = await invite_many(gql, api_key, [f"p{i}@example.com" for i in range(7)])
     await expire(made[0]["id"])
@@ -75,7 +75,7 @@ async def test_invitations_by_group_pages_and_filters(gql: GQL, api_key: str, ma
     assert both["invitationsByGroup"]["totalCount"] == 2
 
 
-async def test_invitations_by_group_errors(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_invitations_by_group_errors(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     body = await gql.raw(BY_GROUP, {"first": 0}, auth=api_key)
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
@@ -85,17 +85,19 @@ async def test_invitations_by_group_errors(gql: GQL, api_key: str, make_group) -
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_expiry_is_read_from_the_clock(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_expiry_is_read_from_the_clock(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     [inv] = await invite_many(gql, api_key, ["ben@example.com"])
     await expire(inv["id"])
-    data = await gql("query($id: ID!) { invitation(id: $id) { status } }", {"id": inv["id"]}, auth=api_key)
+    data = await gql(
+        "query($id: ID!) { invitation(id: $id) { status } }", {"id": inv["id"]}, auth=api_key
+    )
     assert data["invitation"]["status"] == "EXPIRED"
     stored = await Invitation.get(id=inv["id"])
     assert stored.status == "pending"  # no job ran; reads are right regardless
 
 
-async def test_preview_by_token(gql: GQL, settings, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_preview_by_token(gql: GQL, settings, make_group) -> None:
     olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
     await make_group(olivia, name="Acme <Corp>")
     [inv] = await invite_many(gql, olivia, ["ben@example.com"])
@@ -119,7 +121,9 @@ async def test_preview_by_token(gql: GQL, settings, make_group) -> None:  # type
         assert data["invitationByToken"] is None, bad
 
 
-async def test_a_rotated_secret_still_verifies(gql: GQL, settings, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_a_rotated_secret_still_verifies(
+    gql: GQL, settings, api_key: str, make_group
+) -> None:
     await make_group(api_key)
     [inv] = await invite_many(gql, api_key, ["ben@example.com"])
     old_token = inv["inviteUrl"].split("invitation=")[1]
@@ -131,20 +135,32 @@ async def test_a_rotated_secret_still_verifies(gql: GQL, settings, api_key: str,
     assert data["invitationByToken"] is None
 
 
-async def test_open_invitations_for_an_email(gql: GQL, api_key: str, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_open_invitations_for_an_email(gql: GQL, api_key: str, make_group) -> None:
     await make_group(api_key)
     made = await invite_many(gql, api_key, ["ben@example.com"])
     await make_group(api_key, external_id="globex", name="Globex")
     await gql(
         INVITE,
-        {"input": {"groupType": "org", "groupId": "globex", "invitees": [{"email": "BEN@example.com"}]}},
+        {
+            "input": {
+                "groupType": "org",
+                "groupId": "globex",
+                "invitees": [{"email": "BEN@example.com"}],
+            }
+        },
         auth=api_key,
     )
     await make_group(api_key, external_id="old", name="Old")
     [old] = (
         await gql(
             INVITE,
-            {"input": {"groupType": "org", "groupId": "old", "invitees": [{"email": "ben@example.com"}]}},
+            {
+                "input": {
+                    "groupType": "org",
+                    "groupId": "old",
+                    "invitees": [{"email": "ben@example.com"}],
+                }
+            },
             auth=api_key,
         )
     )["invite"]["invitations"]
@@ -162,12 +178,15 @@ async def test_open_invitations_for_an_email(gql: GQL, api_key: str, make_group)
     data = await gql(query, {"v": "ben@example.com"}, auth=api_key)
     assert len(data["invitations"]["invitations"]) == 2
 
-    for who in (gql.token("ben", "ben@example.com", verified=False), gql.token("eve", "eve@example.com")):
+    for who in (
+        gql.token("ben", "ben@example.com", verified=False),
+        gql.token("eve", "eve@example.com"),
+    ):
         body = await gql.raw(query, {"v": "ben@example.com"}, auth=who)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_invitation_by_id_visibility(gql: GQL, make_group) -> None:  # type: ignore[no-untyped-def]
+async def test_invitation_by_id_visibility(gql: GQL, make_group) -> None:
     olivia = gql.token("olivia")
     await make_group(olivia)
     [inv] = await invite_many(gql, olivia, ["ben@example.com"])
@@ -187,10 +206,12 @@ async def test_invitation_by_id_visibility(gql: GQL, make_group) -> None:  # typ
     assert nonsense["invitation"] is None
 
 
-async def test_get_requests_cannot_mutate(client, gql: GQL, api_key: str) -> None:  # type: ignore[no-untyped-def]
+async def test_get_requests_cannot_mutate(client, gql: GQL, api_key: str) -> None:
     response = await client.get(
         "/graphql",
-        params={"query": 'mutation { createGroup(input: {type: "org", externalId: "g", name: "G"}) { errors { code } } }'},
+        params={
+            "query": 'mutation { createGroup(input: {type: "org", externalId: "g", name: "G"}) { errors { code } } }'
+        },
         headers={"Authorization": f"Bearer {api_key}"},
     )
     assert response.status_code in (400, 405)

@@ -15,12 +15,11 @@ from app.graphql.types import (
     Group,
     Invitation,
     InvitationPreview,
-    InvitationStatus,
     InvitePayload,
     OpenInvitations,
-    TargetType,
     connection_of,
 )
+from app.models import InvitationStatus, TargetType
 from app.services import autojoin
 from app.services import invitations as service
 from app.services.errors import DomainError

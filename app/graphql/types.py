@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -11,19 +11,17 @@ from strawberry.scalars import JSON
 from app import models
 from app.graphql.context import Info
 from app.graphql.errors import UserError, query_error
+from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
 from app.services import invitations as invitation_service
 from app.services.errors import DomainError
 from app.services.pages import Page, paginate
 
-InvitationStatus = strawberry.enum(
-    models.InvitationStatus, description="Where an invitation is in its life."
-)
-TargetType = strawberry.enum(
-    models.TargetType, description="EMAIL: one address. LINK: whoever holds the link."
-)
-DeliveryStatus = strawberry.enum(models.DeliveryStatus, description="Where the email is.")
-InvitationEventType = strawberry.enum(
-    models.EventType, name="InvitationEventType", description="What happened to an invitation."
+# The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
+strawberry.enum(InvitationStatus, description="Where an invitation is in its life.")
+strawberry.enum(TargetType, description="EMAIL: one address. LINK: whoever holds the link.")
+strawberry.enum(DeliveryStatus, description="Where the email is.")
+strawberry.enum(
+    EventType, name="InvitationEventType", description="What happened to an invitation."
 )
 
 N = TypeVar("N")
@@ -67,7 +65,9 @@ class User:
     @classmethod
     def of(cls, m: models.User) -> User:
         """The GraphQL view of a stored user."""
-        return cls(id=strawberry.ID(str(m.id)), external_id=m.external_id, email=m.email, name=m.name)
+        return cls(
+            id=strawberry.ID(str(m.id)), external_id=m.external_id, email=m.email, name=m.name
+        )
 
 
 async def _user(info: Info, user_id: object) -> User | None:
@@ -175,7 +175,12 @@ class Group:
         ctx = info.context
         try:
             page = await invitation_service.group_invitations(
-                ctx.settings, ctx.require_auth(), self.model, statuses=status, first=first, after=after
+                ctx.settings,
+                ctx.require_auth(),
+                self.model,
+                statuses=status,
+                first=first,
+                after=after,
             )
         except DomainError as error:
             raise query_error(error) from None
@@ -186,7 +191,7 @@ class Group:
 class InvitationEvent:
     model: strawberry.Private[models.InvitationEvent]
     id: strawberry.ID = strawberry.field(description="The event's id.")
-    type: InvitationEventType = strawberry.field(description="What happened.")
+    type: EventType = strawberry.field(description="What happened.")
     detail: JSON | None = strawberry.field(description="Particulars, e.g. a delivery error.")
     created_at: datetime = strawberry.field(description="When it happened.")
 
@@ -292,7 +297,7 @@ class Invitation:
                 model=e,
                 id=strawberry.ID(str(e.id)),
                 type=e.type,
-                detail=e.detail,
+                detail=cast(JSON, e.detail),
                 created_at=e.created_at,
             )
             for e in rows
@@ -347,4 +352,3 @@ class AcceptPayload:
     invitations: list[Invitation] = strawberry.field(description="The invitations accepted.")
     memberships: list[Membership] = strawberry.field(description="The memberships now held.")
     errors: list[UserError] = strawberry.field(description="Problems, each naming its item.")
-

@@ -84,7 +84,7 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 def decode_jwt(settings: Settings, token: str) -> Claims:
     """Verify a user's JWT and read its claims, or raise InvalidCredential."""
-    options: dict[str, Any] = {"require": ["sub"], "verify_aud": bool(settings.jwt_audience)}
+    options: Any = {"require": ["sub"], "verify_aud": bool(settings.jwt_audience)}
     try:
         key: Any
         if settings.jwt_jwks_url:

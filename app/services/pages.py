@@ -56,9 +56,9 @@ async def paginate(
     total = await query.count()
     if after:
         stamp, pk = _read_cursor(after)
-        query = query.filter(
-            Q(**{f"{stamp_field}__lt": stamp}) | Q(**{stamp_field: stamp, "id__lt": pk})
-        )
+        before: dict[str, Any] = {f"{stamp_field}__lt": stamp}
+        same_stamp: dict[str, Any] = {stamp_field: stamp, "id__lt": pk}
+        query = query.filter(Q(**before) | Q(**same_stamp))
     rows = await query.order_by(f"-{stamp_field}", "-id").limit(first + 1)
     return Page(
         rows=[(_cursor(getattr(row, stamp_field), row.pk), row) for row in rows[:first]],
