@@ -1,0 +1,210 @@
+"""The delivery job: one outbox row becomes one email, at most once when all goes well.
+
+The row is marked sent only after the transport accepted the message. A row already sent
+or given up is left alone, so a job that runs twice sends once. A message written for an
+older token version than the invitation's current one was superseded by a resend and is
+dropped: its link no longer works.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+from uuid import UUID
+
+from arq import Retry
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from app.config import Settings
+from app.jobs.options import JobOptions
+from app.mail.render import build_message, make_message_id, render
+from app.mail.transports import PermanentFailure, TemporaryFailure, Transport
+from app.models import (
+    DeliveryStatus,
+    EventType,
+    Invitation,
+    InvitationStatus,
+    InvitationUse,
+    MessageKind,
+    OutboxMessage,
+    TargetType,
+    User,
+)
+from app.services.invitations import effective_status, invite_url, record_event, utcnow
+
+log = logging.getLogger("usher.jobs")
+
+# Messages that carry the invitation link; the others (the notice) do not.
+LINK_KINDS = (MessageKind.INVITATION, MessageKind.RESEND, MessageKind.REMINDER)
+# Messages whose fate is the invitation's `deliveryStatus`.
+STATUS_KINDS = (MessageKind.INVITATION, MessageKind.RESEND)
+
+
+def _when(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+def _display(user: User | None) -> str | None:
+    if user is None:
+        return None
+    return user.name or user.email
+
+
+async def _skip_reason(message: OutboxMessage, invitation: Invitation, now: datetime) -> str | None:
+    """Why this message must not go out any more, or None if it should."""
+    if message.kind in LINK_KINDS:
+        if message.token_version != invitation.token_version:
+            return "superseded by a newer message"
+        status = effective_status(invitation, now)
+        if status != InvitationStatus.PENDING:
+            return f"the invitation is {status.value}"
+        if invitation.target_type != TargetType.EMAIL or not invitation.email:
+            return "the invitation has no email address"
+        if not invitation.send_email:
+            return "email is turned off for this invitation"
+    elif message.kind == MessageKind.ACCEPTED_NOTICE:
+        inviter = invitation.inviter
+        if inviter is None or not inviter.email:
+            return "the inviter has no email address"
+    return None
+
+
+async def _accepter(invitation: Invitation) -> User | None:
+    if invitation.accepted_by is not None:
+        return invitation.accepted_by
+    use = await InvitationUse.filter(invitation_id=invitation.id).order_by("-used_at").first()
+    return await User.get_or_none(id=use.user_id) if use else None  # type: ignore[attr-defined]
+
+
+async def compose(
+    settings: Settings, message: OutboxMessage, invitation: Invitation
+) -> EmailMessage:
+    """The email for an outbox row (the invitation with its group and people loaded)."""
+    group = invitation.group
+    inviter = invitation.inviter
+    context: dict[str, Any] = {
+        "group_name": group.name,
+        "inviter_name": _display(inviter),
+        "role": invitation.role,
+        "first_name": invitation.first_name,
+        "last_name": invitation.last_name,
+        "email": invitation.email,
+        "message": invitation.message,
+        "expires_at": _when(invitation.expires_at),
+    }
+    if message.kind == MessageKind.ACCEPTED_NOTICE:
+        accepter = await _accepter(invitation)
+        context["accepter_name"] = _display(accepter) or invitation.email or "Someone"
+        context["accepter_email"] = accepter.email if accepter else invitation.email
+        recipient = inviter.email if inviter and inviter.email else ""
+    else:
+        context["accept_url"] = invite_url(settings, invitation)
+        recipient = invitation.email or ""
+    rendered = render(message.kind.value, context, templates_dir=settings.templates_dir)
+    return build_message(
+        rendered,
+        sender=settings.mail_from,
+        recipient=recipient,
+        message_id=make_message_id(str(message.id), settings.mail_from),
+    )
+
+
+async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
+    """Send the email of outbox row `outbox_id`; returns what happened, in a word or two."""
+    settings: Settings = ctx["settings"]
+    options: JobOptions = ctx["options"]
+    transport: Transport = ctx["transport"]
+    now = utcnow()
+    message = await OutboxMessage.get_or_none(id=UUID(outbox_id))
+    if message is None:
+        return "missing"
+    if message.sent_at is not None or message.failed_at is not None:
+        return "already done"
+    invitation = await Invitation.get(id=message.invitation_id).select_related(  # type: ignore[attr-defined]
+        "group", "inviter", "accepted_by"
+    )
+    reason = await _skip_reason(message, invitation, now)
+    if reason is not None:
+        await OutboxMessage.filter(id=message.id, sent_at=None).update(
+            failed_at=now, last_error=f"not sent: {reason}"
+        )
+        log.info("outbox %s not sent: %s", message.id, reason)
+        return "skipped"
+
+    email = await compose(settings, message, invitation)
+    attempt = message.attempts + 1
+    try:
+        await transport.send(email)
+    except PermanentFailure as exc:
+        await _give_up(message, invitation, exc.reason, attempt)
+        return "failed"
+    except TemporaryFailure as exc:
+        if attempt >= options.mail_max_attempts:
+            await _give_up(
+                message, invitation, f"gave up after {attempt} attempts: {exc.reason}", attempt
+            )
+            return "failed"
+        defer = options.backoff(attempt)
+        # Pushing enqueued_at to when the retry is due keeps the relay from taking the
+        # deferred job for a lost one.
+        await OutboxMessage.filter(id=message.id, sent_at=None).update(
+            attempts=attempt,
+            last_error=exc.reason,
+            enqueued_at=utcnow() + timedelta(seconds=defer),
+        )
+        log.warning(
+            "outbox %s attempt %d failed (%s); retrying in %.0fs",
+            message.id,
+            attempt,
+            exc.reason,
+            defer,
+        )
+        raise Retry(defer=defer) from None
+    await _record_sent(message, invitation, str(email["Message-ID"]), attempt)
+    return "sent"
+
+
+async def _record_sent(
+    message: OutboxMessage, invitation: Invitation, message_id: str, attempt: int
+) -> None:
+    now = utcnow()
+    detail = {"kind": message.kind.value, "messageId": message_id, "attempts": attempt}
+    async with in_transaction():
+        await OutboxMessage.filter(id=message.id).update(
+            sent_at=now, attempts=attempt, last_error=None
+        )
+        if message.kind in STATUS_KINDS:
+            # Only the message for the current token speaks for the invitation.
+            await Invitation.filter(id=invitation.id, token_version=message.token_version).update(
+                delivery_status=DeliveryStatus.SENT,
+                delivery_error=None,
+                message_id=message_id,
+                send_count=F("send_count") + 1,
+                last_sent_at=now,
+            )
+        event = EventType.REMINDED if message.kind == MessageKind.REMINDER else EventType.SENT
+        await record_event(invitation.id, event, detail=detail)
+
+
+async def _give_up(
+    message: OutboxMessage, invitation: Invitation, reason: str, attempt: int
+) -> None:
+    now = utcnow()
+    async with in_transaction():
+        await OutboxMessage.filter(id=message.id, sent_at=None).update(
+            failed_at=now, attempts=attempt, last_error=reason
+        )
+        if message.kind in STATUS_KINDS:
+            await Invitation.filter(id=invitation.id, token_version=message.token_version).update(
+                delivery_status=DeliveryStatus.FAILED, delivery_error=reason
+            )
+        await record_event(
+            invitation.id,
+            EventType.DELIVERY_FAILED,
+            detail={"kind": message.kind.value, "reason": reason, "attempts": attempt},
+        )
+    log.warning("outbox %s failed for good: %s", message.id, reason)

@@ -1,0 +1,1 @@
+"""Email: templates, rendering and transports (SMTP or a folder of `.eml` files)."""

@@ -1,0 +1,339 @@
+"""The delivery job against a real SMTP server: content, links, retries, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from arq import Retry
+
+from app.config import Settings
+from app.jobs.email import deliver
+from app.jobs.options import JobOptions
+from app.mail.render import render
+from app.mail.transports import SmtpTransport
+from app.models import (
+    DeliveryStatus,
+    EventType,
+    Invitation,
+    InvitationEvent,
+    InvitationStatus,
+    MessageKind,
+    OutboxMessage,
+    User,
+)
+from tests.conftest import GQL, INVITE
+from tests.mailserver import (
+    BY_TOKEN,
+    INVITATION_FIELDS,
+    MailServer,
+    body,
+    free_port,
+    link_token,
+    mail_server,
+    mail_server_session,
+)
+from tests.redis_helpers import job_ctx
+
+__all__ = ["mail_server", "mail_server_session"]
+
+MakeGroup = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture
+def settings(mail_server: MailServer, tmp_path: Path) -> Settings:
+    """Settings that send to the test's SMTP server."""
+    return Settings(
+        database_url="sqlite://:memory:",
+        redis_url=None,
+        accept_url="https://app.example.com/signup?invitation={token}",
+        smtp_url=mail_server.url,
+        smtp_timeout_seconds=5,
+        mail_dir=str(tmp_path / "mail"),
+        mail_from="Usher <invitations@usher.test>",
+    )
+
+
+async def invite(
+    gql: GQL, make_group: MakeGroup, *, message: str | None = None, group_name: str = "Acme"
+) -> tuple[str, str]:
+    """Olivia invites ben@example.com; returns (olivia's JWT, the invitation id)."""
+    olivia = gql.token("olivia", "olivia@acme.test", name="Olivia <Owner>")
+    await make_group(olivia, name=group_name)
+    data = await gql(
+        INVITE,
+        {
+            "input": {
+                "groupType": "org",
+                "groupId": "acme",
+                "invitees": [{"email": "ben@example.com", "firstName": "Ben"}],
+                "message": message,
+            }
+        },
+        auth=olivia,
+    )
+    assert data["invite"]["errors"] == []
+    return olivia, data["invite"]["invitations"][0]["id"]
+
+
+async def outbox_id(invitation_id: str, kind: MessageKind = MessageKind.INVITATION) -> str:
+    row = await OutboxMessage.get(invitation_id=invitation_id, kind=kind)
+    return str(row.id)
+
+
+async def test_invitation_email_content_and_link(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    olivia, inv_id = await invite(
+        gql, make_group, message="See you <script>alert(1)</script> soon", group_name="Acme & <Co>"
+    )
+    assert await deliver(job_ctx(settings), outbox_id=await outbox_id(inv_id)) == "sent"
+
+    [mail] = await mail_server.handler.wait_for(1)
+    assert mail["To"] == "ben@example.com"
+    assert mail["From"] == "Usher <invitations@usher.test>"
+    assert mail["Subject"] == "Olivia <Owner> invited you to join Acme & <Co>"
+    text, html = body(mail, "plain"), body(mail, "html")
+    assert "Hello Ben," in text
+    assert "See you <script>alert(1)</script> soon" in text
+    assert "<script>" not in html
+    assert "See you &lt;script&gt;alert(1)&lt;/script&gt; soon" in html
+    assert "Acme &amp; &lt;Co&gt;" in html and "Olivia &lt;Owner&gt;" in html
+    token = link_token(text)
+    assert f"https://app.example.com/signup?invitation={token}" in html
+
+    # The mailed link opens this very invitation.
+    preview = (await gql(BY_TOKEN, {"token": token}))["invitationByToken"]
+    assert preview == {
+        "status": "PENDING",
+        "groupName": "Acme & <Co>",
+        "inviterName": "Olivia <Owner>",
+        "targetType": "EMAIL",
+    }
+
+    inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
+    assert inv["deliveryStatus"] == "SENT"
+    assert inv["sendCount"] == 1
+    assert inv["lastSentAt"] is not None
+    sent = [e for e in inv["events"] if e["type"] == "SENT"]
+    assert sent and sent[0]["detail"]["messageId"] == mail["Message-ID"]
+    stored = await Invitation.get(id=inv_id)
+    assert stored.message_id == mail["Message-ID"]
+
+
+async def test_a_job_that_runs_twice_sends_once(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    ctx, row = job_ctx(settings), await outbox_id(inv_id)
+    assert await deliver(ctx, outbox_id=row) == "sent"
+    assert await deliver(ctx, outbox_id=row) == "already done"
+    assert len(mail_server.handler.messages) == 1
+    assert (await Invitation.get(id=inv_id)).send_count == 1
+
+
+async def test_temporary_failure_retries_then_succeeds(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    olivia, inv_id = await invite(gql, make_group)
+    mail_server.handler.fail_next("451 4.3.0 Mailbox busy, try later")
+    ctx, row = job_ctx(settings), await outbox_id(inv_id)
+
+    with pytest.raises(Retry) as retry:
+        await deliver(ctx, outbox_id=row)
+    assert retry.value.defer_score == 50  # ms: the first back-off of the test options
+    stored = await OutboxMessage.get(id=row)
+    assert stored.attempts == 1 and stored.sent_at is None
+    assert stored.last_error is not None and stored.last_error.startswith("451")
+    assert (await Invitation.get(id=inv_id)).delivery_status == DeliveryStatus.QUEUED
+
+    assert await deliver(ctx, outbox_id=row) == "sent"
+    assert len(mail_server.handler.messages) == 1
+    stored = await OutboxMessage.get(id=row)
+    assert stored.attempts == 2 and stored.sent_at is not None
+    inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
+    assert (inv["deliveryStatus"], inv["sendCount"]) == ("SENT", 1)
+
+
+async def test_permanent_failure_marks_failed_with_reason(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    olivia, inv_id = await invite(gql, make_group)
+    mail_server.handler.fail_next("550 5.1.1 No such user here")
+    assert await deliver(job_ctx(settings), outbox_id=await outbox_id(inv_id)) == "failed"
+    assert mail_server.handler.messages == []
+
+    inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
+    assert inv["deliveryStatus"] == "FAILED"
+    assert inv["deliveryError"] == "550 5.1.1 No such user here"
+    assert inv["sendCount"] == 0
+    [failed] = [e for e in inv["events"] if e["type"] == "DELIVERY_FAILED"]
+    assert failed["detail"]["reason"] == "550 5.1.1 No such user here"
+
+
+async def test_connection_refused_retries_until_the_cap(
+    gql: GQL, make_group: MakeGroup, settings: Settings
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    refused = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{free_port()}"})
+    ctx, row = job_ctx(refused), await outbox_id(inv_id)
+    delays = []
+    for _ in range(2):
+        with pytest.raises(Retry) as retry:
+            await deliver(ctx, outbox_id=row)
+        delays.append(retry.value.defer_score)
+    assert delays == [50, 100]  # doubling back-off
+    assert await deliver(ctx, outbox_id=row) == "failed"  # the third attempt is the last
+
+    stored = await Invitation.get(id=inv_id)
+    assert stored.delivery_status == DeliveryStatus.FAILED
+    assert stored.delivery_error is not None
+    assert stored.delivery_error.startswith("gave up after 3 attempts: 127.0.0.1:")
+    assert await deliver(ctx, outbox_id=row) == "already done"
+
+
+async def test_timeout_is_temporary(gql: GQL, make_group: MakeGroup, settings: Settings) -> None:
+    """A server that accepts the connection but never speaks: a timeout, then a retry."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up and hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        _, inv_id = await invite(gql, make_group)
+        slow = settings.model_copy(
+            update={"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_timeout_seconds": 0.2}
+        )
+        with pytest.raises(Retry):
+            await deliver(job_ctx(slow), outbox_id=await outbox_id(inv_id))
+    finally:
+        server.close()
+    row = await OutboxMessage.get(invitation_id=inv_id)
+    assert row.attempts == 1 and row.last_error is not None
+
+
+async def test_superseded_message_is_not_sent(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    row = await outbox_id(inv_id)
+    # A resend rotated the token: the first message's link would no longer work.
+    await Invitation.filter(id=inv_id).update(token_version=2)
+    assert await deliver(job_ctx(settings), outbox_id=row) == "skipped"
+    assert mail_server.handler.messages == []
+    stored = await OutboxMessage.get(id=row)
+    assert stored.failed_at is not None and stored.last_error is not None
+    assert "superseded" in stored.last_error
+
+
+async def test_message_for_a_revoked_invitation_is_not_sent(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    await Invitation.filter(id=inv_id).update(status=InvitationStatus.REVOKED, open_key=None)
+    assert await deliver(job_ctx(settings), outbox_id=await outbox_id(inv_id)) == "skipped"
+    assert mail_server.handler.messages == []
+
+
+async def test_acceptance_notice_goes_to_the_inviter(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group, group_name="Acme")
+    ben = await User.create(external_id="ben", email="ben@example.com", name="Ben <B>")
+    await Invitation.filter(id=inv_id).update(
+        status=InvitationStatus.ACCEPTED, accepted_by_id=ben.id, open_key=None
+    )
+    notice = await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+    assert await deliver(job_ctx(settings), outbox_id=str(notice.id)) == "sent"
+
+    [mail] = await mail_server.handler.wait_for(1)
+    assert mail["To"] == "olivia@acme.test"
+    assert mail["Subject"] == "Ben <B> joined Acme"
+    assert "Ben <B> (ben@example.com) accepted your invitation and joined Acme" in body(
+        mail, "plain"
+    )
+    assert "Ben &lt;B&gt;" in body(mail, "html")
+    assert "invitation=" not in mail.as_string()
+    stored = await Invitation.get(id=inv_id)
+    assert stored.send_count == 0  # the notice is not the invitation's email
+
+
+async def test_without_smtp_mail_goes_to_a_folder_and_the_log(
+    gql: GQL,
+    make_group: MakeGroup,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    folder = settings.model_copy(update={"smtp_url": None})
+    with caplog.at_level(logging.INFO):
+        assert await deliver(job_ctx(folder), outbox_id=await outbox_id(inv_id)) == "sent"
+    [eml] = list((tmp_path / "mail").glob("*.eml"))
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    assert mail["To"] == "ben@example.com"
+    token = link_token(body(mail, "plain"))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "ben@example.com" in logged and "invited you to join Acme" in logged
+    assert token not in logged and "inv_" not in logged
+    assert (await Invitation.get(id=inv_id)).delivery_status == DeliveryStatus.SENT
+
+
+async def test_templates_can_be_overridden(tmp_path: Path) -> None:
+    (tmp_path / "invitation.subject.txt").write_text("Come and join {{ group_name }}\n")
+    context = {
+        "group_name": "<Acme>",
+        "inviter_name": None,
+        "role": "member",
+        "first_name": None,
+        "last_name": None,
+        "email": "ben@example.com",
+        "message": None,
+        "expires_at": "1 January 2030, 00:00 UTC",
+        "accept_url": "https://app.example.com/x",
+    }
+    rendered = render("invitation", context, templates_dir=str(tmp_path))
+    assert rendered.subject == "Come and join <Acme>"  # overridden
+    assert "invited to join <strong>&lt;Acme&gt;</strong>" in rendered.html  # built-in
+    assert rendered.text.startswith("Hello,\n\nYou have been invited to join <Acme> as member.")
+
+
+def test_smtp_url_forms() -> None:
+    plain = SmtpTransport("smtp://mail.example.com")
+    assert (plain.port, plain.use_tls, plain.start_tls, plain.username) == (25, False, None, None)
+    tls = SmtpTransport("smtps://me%40x.com:p%2Fw@mail.example.com")
+    assert (tls.port, tls.use_tls, tls.start_tls) == (465, True, False)
+    assert (tls.username, tls.password) == ("me@x.com", "p/w")
+    required = SmtpTransport("smtp://u:p@mail.example.com:587?starttls=true")
+    assert (required.port, required.start_tls) == (587, True)
+    never = SmtpTransport("smtp://mail.example.com:2525?starttls=false")
+    assert never.start_tls is False
+    with pytest.raises(ValueError):
+        SmtpTransport("http://mail.example.com")
+
+
+async def test_events_record_each_delivery(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    await deliver(job_ctx(settings), outbox_id=await outbox_id(inv_id))
+    events = await InvitationEvent.filter(invitation_id=inv_id)
+    assert sorted(e.type for e in events) == sorted([EventType.CREATED, EventType.SENT])
+
+
+async def test_job_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USHER_MAIL_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("USHER_MAIL_RETRY_SECONDS", "10")
+    read = JobOptions()
+    assert read.mail_max_attempts == 4
+    assert [read.backoff(n) for n in (1, 2, 3)] == [10, 20, 40]
+    assert JobOptions(mail_retry_max_seconds=15).backoff(5) == 15
