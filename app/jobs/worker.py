@@ -1,0 +1,133 @@
+"""`usher worker`: the arq worker on `REDIS_URL`.
+
+Jobs: `deliver` (one outbox row), `expire_invitation` (one invitation at its expiry).
+Cron: the outbox relay (catches rows the API could not hand over, e.g. while Redis was
+down, and rows whose job was lost), the expiry sweep and scheduler, reminders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+from arq import cron, func
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from tortoise import Tortoise
+
+from app.config import Settings, get_settings, tortoise_config
+from app.jobs.email import deliver
+from app.jobs.expiry import expire_invitation, schedule_expiries, sweep_expired
+from app.jobs.options import JobOptions
+from app.jobs.outbox import relay_outbox
+from app.jobs.reminders import queue_reminders
+from app.mail.transports import transport_for
+
+log = logging.getLogger("usher.jobs")
+
+EVERY_10S = set(range(0, 60, 10))
+EVERY_5MIN = set(range(0, 60, 5))
+
+
+def functions(options: JobOptions) -> list[Any]:
+    """The worker's jobs; arq's own retry cap sits above ours so ours decides."""
+    return [
+        func(deliver, name="deliver", max_tries=options.mail_max_attempts + 2),
+        func(expire_invitation, name="expire_invitation", max_tries=100),
+    ]
+
+
+def cron_jobs() -> list[Any]:
+    """The worker's periodic jobs (unique: one run at a time across workers)."""
+    return [
+        cron(relay_outbox, name="relay_outbox", second=EVERY_10S, run_at_startup=True),
+        cron(sweep_expired, name="sweep_expired", second={5}, run_at_startup=True),
+        cron(schedule_expiries, name="schedule_expiries", minute=EVERY_5MIN, second={15}),
+        cron(queue_reminders, name="queue_reminders", minute=EVERY_5MIN, second={25}),
+    ]
+
+
+def job_context(settings: Settings, options: JobOptions) -> dict[str, Any]:
+    """What every job finds in `ctx` besides arq's own `redis`."""
+    return {"settings": settings, "options": options, "transport": transport_for(settings)}
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Open the database for the worker's lifetime (and fill `ctx` when arq's CLI runs us)."""
+    settings: Settings = ctx.setdefault("settings", get_settings())
+    options: JobOptions = ctx.setdefault("options", JobOptions())
+    ctx.setdefault("transport", transport_for(settings))
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+    log.info("worker started on queue %r", options.queue_name)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """Close the database."""
+    await Tortoise.close_connections()
+
+
+class UsherWorker(Worker):
+    """arq's Worker, closing its Redis pool with `aclose()` (redis-py deprecated `close()`)."""
+
+    async def close(self) -> None:
+        """What `Worker.close` does, minus the deprecated call."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values())
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
+
+
+def build_worker(
+    settings: Settings, options: JobOptions | None = None, **kwargs: Any
+) -> UsherWorker:
+    """An arq Worker for Usher's jobs (kwargs go to `Worker`, e.g. `burst=True`)."""
+    options = options or JobOptions()
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set")
+    params: dict[str, Any] = {
+        "functions": functions(options),
+        "cron_jobs": cron_jobs(),
+        "queue_name": options.queue_name,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": job_context(settings, options),
+        "max_jobs": 20,
+        "job_timeout": max(settings.smtp_timeout_seconds * 3, 60),
+    }
+    params.update(kwargs)
+    return UsherWorker(**params)
+
+
+class WorkerSettings:
+    """For `arq app.jobs.worker.WorkerSettings`; `usher worker` is the same thing."""
+
+    functions = functions(JobOptions())
+    cron_jobs = cron_jobs()
+    on_startup = startup
+    on_shutdown = shutdown
+    queue_name = JobOptions().queue_name
+    max_jobs = 20
+
+    redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://localhost:6379")
+
+
+def run_worker() -> None:
+    """Run the worker until interrupted (`usher worker`)."""
+    settings = get_settings()
+    try:
+        settings.check()
+    except ValueError as exc:
+        sys.exit(str(exc))
+    if not settings.redis_url:
+        sys.exit("REDIS_URL is not set: without it, `usher serve` runs the jobs in-process.")
+    build_worker(settings).run()
