@@ -60,6 +60,12 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
                 async with InlineRunner(settings):
                     yield
+            elif settings.redis_url:
+                from app.jobs.outbox import QueueRelay
+
+                # Hands new outbox rows to the worker's queue right after each commit.
+                async with QueueRelay(settings):
+                    yield
             else:
                 yield
 

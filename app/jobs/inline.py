@@ -1,4 +1,11 @@
-"""Jobs in the server's own process, for a single-command service without Redis."""
+"""Jobs in the server's own process, for a single-command service without Redis.
+
+The same job functions as the arq worker: the outbox relay and delivery, the expiry
+sweep, reminders. A new outbox row wakes the runner at once (`services.outbox.notify`);
+otherwise it sweeps every `USHER_INLINE_INTERVAL_SECONDS`. Retries wait in memory; if
+the process stops meanwhile, the relay picks the row up again once it is stale. On
+shutdown a send in progress is allowed to finish.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,106 @@ import asyncio
 import contextlib
 import logging
 from types import TracebackType
+from typing import Any
+
+from arq import Retry
 
 from app.config import Settings
-from app.services.invitations import expire_overdue, utcnow
+from app.jobs.email import deliver
+from app.jobs.expiry import sweep_expired
+from app.jobs.options import JobOptions
+from app.jobs.outbox import claim_due, release
+from app.jobs.reminders import queue_reminders
+from app.mail.transports import Transport, transport_for
+from app.services import outbox
 
 log = logging.getLogger("usher.jobs")
 
 
 class InlineRunner:
-    """Runs the periodic jobs on the server's event loop while the app lives."""
+    """Runs the background jobs on the server's event loop while the app lives."""
 
-    def __init__(self, settings: Settings, *, interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        interval: float | None = None,
+        options: JobOptions | None = None,
+        transport: Transport | None = None,
+    ) -> None:
         self.settings = settings
-        self.interval = interval
+        self.options = options or JobOptions()
+        self.interval = self.options.inline_interval_seconds if interval is None else interval
+        self.ctx: dict[str, Any] = {
+            "settings": settings,
+            "options": self.options,
+            "transport": transport or transport_for(settings),
+        }
+        self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._retries: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()
+        self._unsubscribe: Any = None
+
+    async def relay(self) -> int:
+        """Send every due outbox row now; returns how many rows were taken."""
+        total = 0
+        while not self._stopping and (rows := await claim_due(self.options)):
+            total += len(rows)
+            for row in rows:
+                if self._stopping:
+                    # Claimed but not sent: give it back for the next start.
+                    await release([row.id])
+                else:
+                    await self._deliver(str(row.id))
+            if len(rows) < self.options.batch_size:
+                break
+        return total
 
     async def tick(self) -> None:
-        """One round of every periodic job."""
-        flipped = await expire_overdue(now=utcnow(), limit=1000)
-        if flipped:
-            log.info("expired %d invitations", flipped)
+        """One round of every job."""
+        await self.relay()
+        await sweep_expired(self.ctx)
+        if await queue_reminders(self.ctx):
+            await self.relay()
+
+    async def _deliver(self, outbox_id: str) -> None:
+        try:
+            await deliver(self.ctx, outbox_id=outbox_id)
+        except Retry as retry:
+            task = asyncio.create_task(self._later(outbox_id, (retry.defer_score or 0) / 1000))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        except Exception:
+            # The row stays claimed; the relay takes it again once it is stale.
+            log.exception("delivering outbox %s failed", outbox_id)
+
+    async def _later(self, outbox_id: str, delay: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            # Stopping: the row stays claimed and is taken again once stale.
+            return
+        finally:
+            self._waiting.discard(task)
+        await self._deliver(outbox_id)
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except Exception:
                 log.exception("in-process jobs failed; trying again in %ss", self.interval)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+            self._wake.clear()
 
     async def __aenter__(self) -> InlineRunner:
+        self._unsubscribe = outbox.subscribe(self._wake.set)
         self._task = asyncio.create_task(self._loop(), name="usher-inline-jobs")
         return self
 
@@ -45,7 +122,19 @@ class InlineRunner:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        # Let a send in progress finish and be recorded (a message cut off between the
+        # SMTP server's "250" and the UPDATE would go out twice); cancel what only waits.
+        self._stopping = True
+        self._wake.set()
+        for task in list(self._waiting):
+            task.cancel()
+        tasks = [t for t in (self._task, *self._retries) if t is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.settings.smtp_timeout_seconds + 5)
+            for task in late:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
