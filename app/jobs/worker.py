@@ -40,13 +40,15 @@ def functions(options: JobOptions) -> list[Any]:
     ]
 
 
-def cron_jobs() -> list[Any]:
-    """The worker's periodic jobs (unique: one run at a time across workers)."""
+def cron_jobs(options: JobOptions) -> list[Any]:
+    """The worker's periodic jobs. arq runs each once per tick across all workers of a
+    queue; the names carry the queue so installations sharing a Redis do not collide."""
+    q = options.queue_name
     return [
-        cron(relay_outbox, name="relay_outbox", second=EVERY_10S, run_at_startup=True),
-        cron(sweep_expired, name="sweep_expired", second={5}, run_at_startup=True),
-        cron(schedule_expiries, name="schedule_expiries", minute=EVERY_5MIN, second={15}),
-        cron(queue_reminders, name="queue_reminders", minute=EVERY_5MIN, second={25}),
+        cron(relay_outbox, name=f"{q}:relay_outbox", second=EVERY_10S, run_at_startup=True),
+        cron(sweep_expired, name=f"{q}:sweep_expired", second={5}, run_at_startup=True),
+        cron(schedule_expiries, name=f"{q}:schedule_expiries", minute=EVERY_5MIN, second={15}),
+        cron(queue_reminders, name=f"{q}:queue_reminders", minute=EVERY_5MIN, second={25}),
     ]
 
 
@@ -95,13 +97,15 @@ def build_worker(
         raise ValueError("REDIS_URL is not set")
     params: dict[str, Any] = {
         "functions": functions(options),
-        "cron_jobs": cron_jobs(),
+        "cron_jobs": cron_jobs(options),
         "queue_name": options.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "ctx": job_context(settings, options),
         "max_jobs": 20,
+        # A queued email waits at most this long; one cheap Redis call per idle poll.
+        "poll_delay": 0.1,
         "job_timeout": max(settings.smtp_timeout_seconds * 3, 60),
     }
     params.update(kwargs)
@@ -112,7 +116,7 @@ class WorkerSettings:
     """For `arq app.jobs.worker.WorkerSettings`; `usher worker` is the same thing."""
 
     functions = functions(JobOptions())
-    cron_jobs = cron_jobs()
+    cron_jobs = cron_jobs(JobOptions())
     on_startup = startup
     on_shutdown = shutdown
     queue_name = JobOptions().queue_name
