@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from arq import Retry
 
 from app.config import Settings
@@ -32,6 +34,7 @@ from tests.conftest import GQL, INVITE
 from tests.mailserver import (
     BY_TOKEN,
     INVITATION_FIELDS,
+    MailHandler,
     MailServer,
     body,
     free_port,
@@ -337,3 +340,83 @@ async def test_job_options_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert read.mail_max_attempts == 4
     assert [read.backoff(n) for n in (1, 2, 3)] == [10, 20, 40]
     assert JobOptions(mail_retry_max_seconds=15).backoff(5) == 15
+
+
+class Credentials:
+    """An aiosmtpd authenticator accepting one login; remembers the good ones."""
+
+    def __init__(self) -> None:
+        self.accepted: list[bytes] = []
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = auth_data.login == b"usher" and auth_data.password == b"s3cret/pw"
+        if ok:
+            self.accepted.append(auth_data.login)
+        return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def auth_server() -> Iterator[tuple[MailServer, Credentials]]:
+    """An SMTP server offering AUTH over plain TCP (for the test only)."""
+    handler, credentials = MailHandler(), Credentials()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=credentials,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield MailServer(controller, handler), credentials
+    finally:
+        controller.stop()
+
+
+async def test_smtp_login(
+    gql: GQL,
+    make_group: MakeGroup,
+    settings: Settings,
+    auth_server: tuple[MailServer, Credentials],
+) -> None:
+    server, credentials = auth_server
+    _, inv_id = await invite(gql, make_group)
+    row = await outbox_id(inv_id)
+    port = server.controller.port
+    wrong = settings.model_copy(update={"smtp_url": f"smtp://usher:nope@127.0.0.1:{port}"})
+    right = settings.model_copy(update={"smtp_url": f"smtp://usher:s3cret%2Fpw@127.0.0.1:{port}"})
+    # A refused login is a 5xx: the message fails with the server's reason.
+    assert await deliver(job_ctx(wrong), outbox_id=row) == "failed"
+    stored = await Invitation.get(id=inv_id)
+    assert stored.delivery_error is not None and stored.delivery_error.startswith("535")
+
+    second = await OutboxMessage.create(kind=MessageKind.RESEND, invitation_id=inv_id)
+    assert await deliver(job_ctx(right), outbox_id=str(second.id)) == "sent"
+    [mail] = await server.handler.wait_for(1)
+    assert mail["To"] == "ben@example.com"
+    assert credentials.accepted == [b"usher"]
+
+
+async def test_resend_supersedes_the_first_message_and_carries_the_new_link(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    olivia, inv_id = await invite(gql, make_group)
+    first = await outbox_id(inv_id)
+    # What resend does: rotate the token and queue a RESEND for the new version.
+    await Invitation.filter(id=inv_id).update(token_version=2)
+    resend = await OutboxMessage.create(
+        kind=MessageKind.RESEND, invitation_id=inv_id, token_version=2
+    )
+    ctx = job_ctx(settings)
+    assert await deliver(ctx, outbox_id=first) == "skipped"
+    assert await deliver(ctx, outbox_id=str(resend.id)) == "sent"
+
+    [mail] = await mail_server.handler.wait_for(1)
+    assert mail["Subject"].startswith("Reminder: Olivia <Owner> invited you to join Acme")
+    assert "Links in earlier emails no longer work." in body(mail, "plain")
+    token = link_token(body(mail, "plain"))
+    assert (await gql(BY_TOKEN, {"token": token}))["invitationByToken"]["status"] == "PENDING"
+    inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
+    assert (inv["deliveryStatus"], inv["sendCount"]) == ("SENT", 1)

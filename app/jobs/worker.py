@@ -107,6 +107,9 @@ def build_worker(
         # A queued email waits at most this long; one cheap Redis call per idle poll.
         "poll_delay": 0.1,
         "job_timeout": max(settings.smtp_timeout_seconds * 3, 60),
+        # On SIGTERM, let a send in progress finish and be recorded rather than cancel it
+        # between the server's "250" and the UPDATE (which would send it twice).
+        "job_completion_wait": int(settings.smtp_timeout_seconds) + 5,
     }
     params.update(kwargs)
     return UsherWorker(**params)
