@@ -202,15 +202,19 @@ async def test_redis_down_during_invite_then_delivery_once_it_is_back(
         assert (inv["status"], inv["deliveryStatus"]) == ("PENDING", "QUEUED")
 
         await private_redis.start()
-    # The worker's relay (a cron job) hands the row over once Redis is back.
-    pool = await connect(private_redis.url)
-    try:
-        assert await relay_outbox(job_ctx(settings, options, pool)) == 1
-        await run_worker(settings, options, private_redis.url)
-    finally:
-        await pool.aclose()
-    [mail] = await mail_server.handler.wait_for(1)
-    assert mail["To"] == "ben@example.com"
+        pool = await connect(private_redis.url)
+        try:
+            # The worker's relay (a cron job) hands the row over once Redis is back…
+            assert await relay_outbox(job_ctx(settings, options, pool)) == 1
+        finally:
+            await pool.aclose()
+        # …and the API's own relay recovers: the next invitation is handed over at once.
+        more = {"groupType": "org", "groupId": "acme", "invitees": [{"email": "cy@example.com"}]}
+        assert (await gql(INVITE, {"input": more}, auth=olivia))["invite"]["errors"] == []
+        await wait_handed_over(2)
+    await run_worker(settings, options, private_redis.url)
+    messages = await mail_server.handler.wait_for(2)
+    assert sorted(m["To"] for m in messages) == ["ben@example.com", "cy@example.com"]
     assert (await Invitation.get(id=inv_id)).delivery_status == DeliveryStatus.SENT
 
 
