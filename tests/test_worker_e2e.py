@@ -162,6 +162,10 @@ async def invite_and_follow_the_link(service: Service, mail_server: MailServer) 
             accepted = (await gql(ACCEPT, {"token": token}, auth=ben))["acceptInvitation"]
             assert accepted["errors"] == []
             assert accepted["invitations"][0]["status"] == "ACCEPTED"
+            # …and Olivia hears of it.
+            notice = (await mail_server.handler.wait_for(2, within=15))[1]
+            assert notice["To"] == "olivia@acme.test"
+            assert notice["Subject"].endswith("joined Acme")
     return latency
 
 
