@@ -420,3 +420,18 @@ async def test_resend_supersedes_the_first_message_and_carries_the_new_link(
     assert (await gql(BY_TOKEN, {"token": token}))["invitationByToken"]["status"] == "PENDING"
     inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
     assert (inv["deliveryStatus"], inv["sendCount"]) == ("SENT", 1)
+
+
+async def test_a_broken_template_fails_the_message_once(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer, tmp_path: Path
+) -> None:
+    custom = tmp_path / "templates"
+    custom.mkdir()
+    (custom / "invitation.txt").write_text("Hello {{ firstname }}\n")  # no such variable
+    broken = settings.model_copy(update={"templates_dir": str(custom)})
+    _, inv_id = await invite(gql, make_group)
+    assert await deliver(job_ctx(broken), outbox_id=await outbox_id(inv_id)) == "failed"
+    stored = await Invitation.get(id=inv_id)
+    assert stored.delivery_status == DeliveryStatus.FAILED
+    assert stored.delivery_error == "template error: 'firstname' is undefined"
+    assert mail_server.handler.messages == []

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from arq import Retry
+from jinja2 import TemplateError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -135,8 +136,13 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         log.info("outbox %s not sent: %s", message.id, reason)
         return "skipped"
 
-    email = await compose(settings, message, invitation)
     attempt = message.attempts + 1
+    try:
+        email = await compose(settings, message, invitation)
+    except TemplateError as exc:
+        # A broken (custom) template will not mend itself: fail visibly, once.
+        await _give_up(message, invitation, f"template error: {exc}", attempt)
+        return "failed"
     try:
         await transport.send(email)
     except PermanentFailure as exc:
