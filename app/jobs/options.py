@@ -18,7 +18,9 @@ class JobOptions(BaseSettings):
     mail_retry_seconds: float = 30.0
     mail_retry_max_seconds: float = 3600.0
     # An outbox row handed to the queue this long ago and still unsent is taken for lost
-    # and handed over again (longer than the longest back-off plus a send).
+    # and handed over again. A deferred retry counts from when it is due, so this only
+    # needs to outlast a send; it is longer than arq keeps a finished job's id (an hour),
+    # so a job that crashed on a bug is not refused as a duplicate when handed over again.
     relay_stale_seconds: float = 5400.0
     # Rows and invitations handled per batch by the relay and the sweeps.
     batch_size: int = 500

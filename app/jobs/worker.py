@@ -124,6 +124,8 @@ class WorkerSettings:
     on_shutdown = shutdown
     queue_name = JobOptions().queue_name
     max_jobs = 20
+    poll_delay = 0.1
+    job_completion_wait = int(get_settings().smtp_timeout_seconds) + 5
 
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://localhost:6379")
 
