@@ -13,6 +13,7 @@ from app.config import get_settings
 from app.graphql.errors import PublicError
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
+from app.graphql.lifecycle import LifecycleMutation
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
@@ -21,7 +22,7 @@ class Query(GroupQuery, InvitationQuery):
 
 
 @strawberry.type(description="Change groups and invitations.")
-class Mutation(GroupMutation, InvitationMutation):
+class Mutation(GroupMutation, InvitationMutation, LifecycleMutation):
     pass
 
 

@@ -151,12 +151,13 @@ async def transition(
     return await query.update(**changes) == 1
 
 
-def _check_payload(
+def check_payload(
     message: str | None,
     metadata: Any,
     permissions: Sequence[str] | None,
     return_to: str | None,
 ) -> None:
+    """Raise INVALID_INPUT if what an invitation carries is too big or malformed."""
     if message is not None and len(message) > MAX_MESSAGE:
         raise DomainError(
             ErrorCode.INVALID_INPUT,
@@ -169,15 +170,14 @@ def _check_payload(
             f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.",
             ["metadata"],
         )
-    if permissions is not None:
-        if len(permissions) > MAX_PERMISSIONS or any(
-            not p.strip() or len(p) > 64 for p in permissions
-        ):
-            raise DomainError(
-                ErrorCode.INVALID_INPUT,
-                f"permissions: at most {MAX_PERMISSIONS} names of 1 to 64 characters.",
-                ["permissions"],
-            )
+    if permissions is not None and (
+        len(permissions) > MAX_PERMISSIONS or any(not p.strip() or len(p) > 64 for p in permissions)
+    ):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"permissions: at most {MAX_PERMISSIONS} names of 1 to 64 characters.",
+            ["permissions"],
+        )
     if return_to is not None and len(return_to) > 2048:
         raise DomainError(
             ErrorCode.INVALID_INPUT, "returnTo must be at most 2048 characters.", ["returnTo"]
@@ -194,9 +194,10 @@ class InviteeSpec:
     role: str | None = None
 
 
-async def _manageable_group(
+async def manageable_group(
     settings: Settings, principal: Principal, group_type: str, group_id: str
 ) -> Group:
+    """The named group if the caller may manage it; NOT_FOUND or FORBIDDEN otherwise."""
     group = await find_group(group_type, group_id)
     if group is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
@@ -223,7 +224,7 @@ async def invite(
 ) -> tuple[list[Invitation], list[DomainError]]:
     """Invite people by email. Whole-request problems raise; per-invitee ones are returned."""
     now = utcnow()
-    group = await _manageable_group(settings, principal, group_type, group_id)
+    group = await manageable_group(settings, principal, group_type, group_id)
     if not 1 <= len(invitees) <= MAX_INVITEES:
         raise DomainError(
             ErrorCode.INVALID_INPUT,
@@ -231,7 +232,7 @@ async def invite(
             ["invitees"],
         )
     expiry = resolve_expiry(now, expires_in_days, expires_at)
-    _check_payload(message, metadata, permissions, return_to)
+    check_payload(message, metadata, permissions, return_to)
     default_role = role or settings.role_order[-1]
     await check_grant(settings, principal, group, default_role, ["role"])
 
@@ -436,8 +437,7 @@ async def invitations_by_group(
     after: str | None,
 ) -> Page[Invitation]:
     """`invitationsByGroup`: a page of the named group's invitations."""
-    group = await _manageable_group(settings, principal, group_type, group_id)
+    group = await manageable_group(settings, principal, group_type, group_id)
     return await group_invitations(
         settings, principal, group, statuses=statuses, first=first, after=after
     )
-

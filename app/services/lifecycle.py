@@ -1,0 +1,450 @@
+"""The managers' side of an invitation's life: links, drafts, updates, revoke, resend, renew.
+
+Every change is one conditional UPDATE (`invitations.transition`) whose row count decides;
+when it changes nothing, the row is read again only to say why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from app.config import Settings
+from app.models import (
+    DeliveryStatus,
+    EventType,
+    Invitation,
+    InvitationEvent,
+    InvitationStatus,
+    Membership,
+    MessageKind,
+    OutboxMessage,
+    TargetType,
+)
+from app.services import outbox
+from app.services.auth import Principal
+from app.services.errors import DomainError, ErrorCode
+from app.services.invitations import (
+    MAX_DAYS,
+    MIN_DAYS,
+    check_payload,
+    effective_status,
+    manageable_group,
+    record_event,
+    resolve_expiry,
+    transition,
+    utcnow,
+)
+from app.services.policies import can_manage_invitation, check_grant
+
+MAX_LINK_USES = 10_000
+DAY = timedelta(days=1)
+
+# Fields `updateInvitation` may change, by model field name.
+UPDATABLE = frozenset(
+    {"role", "first_name", "last_name", "message", "permissions", "metadata", "return_to"}
+)
+_INPUT_NAMES = {
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "return_to": "returnTo",
+}
+
+
+def parse_id(value: str, field: list[str]) -> UUID:
+    """An invitation id, or NOT_FOUND (a malformed id names nothing)."""
+    try:
+        return UUID(value)
+    except ValueError:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field) from None
+
+
+async def managed_invitation(
+    settings: Settings, principal: Principal, invitation_id: str, field: list[str]
+) -> Invitation:
+    """The invitation if the caller may manage it (API key, group admin, its inviter).
+
+    Callers who cannot even see it are told it does not exist.
+    """
+    invitation = await Invitation.get_or_none(id=parse_id(invitation_id, field))
+    if invitation is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)
+    if await can_manage_invitation(settings, principal, invitation):
+        return invitation
+    user = principal.user
+    is_member = user is not None and await Membership.exists(
+        user_id=user.id,
+        group_id=invitation.group_id,  # type: ignore[attr-defined]
+    )
+    if is_member or (
+        principal.verified_email is not None and principal.verified_email == invitation.email_key
+    ):
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            "Only the group's admins and the inviter may manage this invitation.",
+            field,
+        )
+    raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)
+
+
+async def refusal(
+    invitation_id: UUID, action: str, field: list[str], *, token_version: int | None = None
+) -> DomainError:
+    """Why a conditional update on this invitation changed nothing, as an error."""
+    row = await Invitation.get_or_none(id=invitation_id)
+    if row is None or (token_version is not None and row.token_version != token_version):
+        return DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)
+    status = effective_status(row)
+    if status == InvitationStatus.EXPIRED:
+        return DomainError(
+            ErrorCode.EXPIRED, f"The invitation has expired and cannot be {action}.", field
+        )
+    if (
+        status == InvitationStatus.ACCEPTED
+        and row.target_type == TargetType.LINK
+        and row.max_uses is not None
+    ):
+        return DomainError(ErrorCode.INVALID_STATUS, "This link has been used up.", field)
+    return DomainError(
+        ErrorCode.INVALID_STATUS,
+        f"The invitation is {status.value} and cannot be {action}.",
+        field,
+    )
+
+
+async def _fresh(invitation_id: UUID) -> Invitation:
+    return await Invitation.get(id=invitation_id)
+
+
+# --- links -------------------------------------------------------------------------------
+
+
+async def create_invite_link(
+    settings: Settings,
+    principal: Principal,
+    *,
+    group_type: str,
+    group_id: str,
+    role: str | None = None,
+    permissions: list[str] | None = None,
+    message: str | None = None,
+    max_uses: int | None = None,
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    metadata: Any = None,
+    return_to: str | None = None,
+) -> Invitation:
+    """A LINK invitation: whoever holds its token may accept, up to `max_uses` people."""
+    now = utcnow()
+    group = await manageable_group(settings, principal, group_type, group_id)
+    if max_uses is not None and not 1 <= max_uses <= MAX_LINK_USES:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"maxUses must be between 1 and {MAX_LINK_USES}.",
+            ["maxUses"],
+        )
+    expiry = resolve_expiry(now, expires_in_days, expires_at)
+    check_payload(message, metadata, permissions, return_to)
+    role = role or settings.role_order[-1]
+    await check_grant(settings, principal, group, role, ["role"])
+    async with in_transaction():
+        invitation = await Invitation.create(
+            group=group,
+            target_type=TargetType.LINK,
+            role=role,
+            permissions=list(permissions or []),
+            message=message,
+            metadata=metadata,
+            return_to=return_to,
+            status=InvitationStatus.PENDING,
+            expires_at=expiry,
+            inviter=principal.user,
+            inviter_api_key=principal.api_key,
+            send_email=False,
+            delivery_status=DeliveryStatus.DISABLED,
+            max_uses=max_uses,
+        )
+        await record_event(invitation.id, EventType.CREATED, principal, {"maxUses": max_uses})
+    return invitation
+
+
+# --- drafts and updates ------------------------------------------------------------------
+
+
+def _validity_on_send(invitation: Invitation, now: datetime) -> datetime:
+    # A draft may wait for days: it gets the validity it was created with, from now.
+    asked = invitation.expires_at - invitation.created_at
+    days = timedelta(days=MIN_DAYS), timedelta(days=MAX_DAYS)
+    return now + min(max(asked, days[0]), days[1])
+
+
+async def send_invitation(
+    settings: Settings, principal: Principal, *, invitation_id: str
+) -> Invitation:
+    """DRAFT → PENDING: queue the email (unless it was made with `sendEmail: false`)."""
+    field = ["id"]
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    now = utcnow()
+    queued = invitation.send_email
+    async with in_transaction():
+        sent = await transition(
+            invitation.id,
+            from_statuses=[InvitationStatus.DRAFT],
+            status=InvitationStatus.PENDING,
+            expires_at=_validity_on_send(invitation, now),
+            delivery_status=DeliveryStatus.QUEUED if queued else DeliveryStatus.DISABLED,
+            last_sent_at=now if queued else None,
+        )
+        if sent:
+            await record_event(invitation.id, EventType.SENT, principal, {"from": "draft"})
+            if queued:
+                await OutboxMessage.create(
+                    kind=MessageKind.INVITATION,
+                    invitation_id=invitation.id,
+                    token_version=invitation.token_version,
+                )
+    if not sent:
+        raise await refusal(invitation.id, "sent", field)
+    if queued:
+        outbox.notify()
+    return await _fresh(invitation.id)
+
+
+async def update_invitation(
+    settings: Settings, principal: Principal, *, invitation_id: str, changes: dict[str, Any]
+) -> Invitation:
+    """Change what a DRAFT or PENDING invitation carries (role, names, message, metadata…)."""
+    field = ["id"]
+    unknown = set(changes) - UPDATABLE
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    if "role" in changes:
+        if not changes["role"]:
+            raise DomainError(ErrorCode.INVALID_INPUT, "role cannot be empty.", ["role"])
+        group = await invitation.group
+        await check_grant(settings, principal, group, changes["role"], ["role"])
+    for name in ("first_name", "last_name"):
+        value = changes.get(name)
+        if value is not None and len(value) > 255:
+            input_name = _INPUT_NAMES[name]
+            raise DomainError(ErrorCode.INVALID_INPUT, f"{input_name} is too long.", [input_name])
+    if "permissions" in changes and changes["permissions"] is None:
+        changes["permissions"] = []
+    check_payload(
+        changes.get("message"),
+        changes.get("metadata"),
+        changes.get("permissions"),
+        changes.get("return_to"),
+    )
+    if not changes:
+        return invitation
+    now = utcnow()
+    async with in_transaction():
+        updated = await transition(
+            invitation.id,
+            from_statuses=[InvitationStatus.DRAFT, InvitationStatus.PENDING],
+            extra=Q(status=InvitationStatus.DRAFT) | Q(expires_at__gt=now),
+            **changes,
+        )
+        if updated:
+            names = sorted(_INPUT_NAMES.get(n, n) for n in changes)
+            await record_event(invitation.id, EventType.UPDATED, principal, {"fields": names})
+    if not updated:
+        raise await refusal(invitation.id, "updated", field)
+    return await _fresh(invitation.id)
+
+
+# --- revoke ------------------------------------------------------------------------------
+
+
+async def revoke_invitation(
+    settings: Settings, principal: Principal, *, invitation_id: str
+) -> Invitation:
+    """DRAFT, PENDING or EXPIRED → REVOKED, for good (kept for the audit trail)."""
+    field = ["id"]
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    async with in_transaction():
+        revoked = await transition(
+            invitation.id,
+            from_statuses=[
+                InvitationStatus.DRAFT,
+                InvitationStatus.PENDING,
+                InvitationStatus.EXPIRED,
+            ],
+            status=InvitationStatus.REVOKED,
+            open_key=None,
+        )
+        if revoked:
+            await record_event(invitation.id, EventType.REVOKED, principal)
+    if not revoked:
+        raise await refusal(invitation.id, "revoked", field)
+    return await _fresh(invitation.id)
+
+
+# --- resend and renew --------------------------------------------------------------------
+
+
+def _cooled_down(since: datetime) -> Q:
+    """Rows whose last send (or creation, if never sent) is at or before `since`."""
+    return Q(last_sent_at__lte=since) | Q(last_sent_at__isnull=True, created_at__lte=since)
+
+
+async def _check_daily_cap(settings: Settings, invitation_id: UUID, now: datetime) -> None:
+    events = await InvitationEvent.filter(
+        invitation_id=invitation_id, type=EventType.RESENT, created_at__gt=now - DAY
+    ).order_by("created_at")
+    recent = [e.created_at for e in events]
+    if len(recent) >= settings.resend_daily_cap:
+        retry = recent[len(recent) - settings.resend_daily_cap] + DAY
+        raise DomainError(
+            ErrorCode.RATE_LIMITED,
+            f"This invitation was resent {len(recent)} times in the last 24 hours; "
+            f"try again after {retry.isoformat(timespec='seconds')}.",
+            ["id"],
+        )
+
+
+async def _rate_limited(
+    settings: Settings, invitation_id: UUID, *statuses: InvitationStatus
+) -> DomainError | None:
+    """RATE_LIMITED with the time to retry, if the cool-down is what stopped a resend."""
+    row = await Invitation.get_or_none(id=invitation_id)
+    if row is None or effective_status(row) not in statuses:
+        return None
+    retry = (row.last_sent_at or row.created_at) + timedelta(
+        seconds=settings.resend_cooldown_seconds
+    )
+    if retry <= utcnow():
+        return None
+    return DomainError(
+        ErrorCode.RATE_LIMITED,
+        f"This invitation was sent moments ago; try again after "
+        f"{retry.isoformat(timespec='seconds')}.",
+        ["id"],
+    )
+
+
+def _resend_changes(invitation: Invitation, now: datetime) -> dict[str, Any]:
+    # Bumping the version rotates the token: links carrying the old one stop working.
+    queued = invitation.send_email
+    return {
+        "token_version": F("token_version") + 1,
+        "last_sent_at": now,
+        "delivery_status": DeliveryStatus.QUEUED if queued else DeliveryStatus.DISABLED,
+        "delivery_error": None,
+    }
+
+
+async def _queue_resend(invitation_id: UUID) -> bool:
+    """Write the RESEND message for the invitation's new token; True if one was queued."""
+    row = await _fresh(invitation_id)
+    if not row.send_email:
+        return False
+    await OutboxMessage.create(
+        kind=MessageKind.RESEND, invitation_id=row.id, token_version=row.token_version
+    )
+    return True
+
+
+async def resend_invitation(
+    settings: Settings, principal: Principal, *, invitation_id: str
+) -> Invitation:
+    """PENDING: rotate the token and queue the email again, within the cool-down and cap."""
+    field = ["id"]
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    if invitation.target_type == TargetType.LINK:
+        raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
+    now = utcnow()
+    await _check_daily_cap(settings, invitation.id, now)
+    cooldown = timedelta(seconds=settings.resend_cooldown_seconds)
+    queued = False
+    async with in_transaction():
+        resent = await transition(
+            invitation.id,
+            from_statuses=[InvitationStatus.PENDING],
+            unexpired=True,
+            now=now,
+            extra=_cooled_down(now - cooldown),
+            **_resend_changes(invitation, now),
+        )
+        if resent:
+            await record_event(invitation.id, EventType.RESENT, principal)
+            queued = await _queue_resend(invitation.id)
+    if not resent:
+        raise await _rate_limited(
+            settings, invitation.id, InvitationStatus.PENDING
+        ) or await refusal(invitation.id, "resent", field)
+    if queued:
+        outbox.notify()
+    return await _fresh(invitation.id)
+
+
+async def renew_invitation(
+    settings: Settings,
+    principal: Principal,
+    *,
+    invitation_id: str,
+    expires_in_days: int | None = None,
+    expires_at: datetime | None = None,
+    resend: bool = False,
+) -> Invitation:
+    """PENDING or EXPIRED → PENDING with a new expiry, same id; optionally resend it."""
+    field = ["id"]
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    now = utcnow()
+    expiry = resolve_expiry(now, expires_in_days, expires_at)
+    if resend and invitation.target_type == TargetType.LINK:
+        raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", ["resend"])
+    changes: dict[str, Any] = {
+        "status": InvitationStatus.PENDING,
+        "expires_at": expiry,
+        # Reopening takes the address's open slot back; the unique index refuses it
+        # if another invitation to the address has been opened since.
+        "open_key": invitation.email_key,
+        "reminder_sent_at": None,
+    }
+    extra = None
+    if resend:
+        await _check_daily_cap(settings, invitation.id, now)
+        extra = _cooled_down(now - timedelta(seconds=settings.resend_cooldown_seconds))
+        changes.update(_resend_changes(invitation, now))
+    was = effective_status(invitation, now)
+    queued = False
+    try:
+        async with in_transaction():
+            renewed = await transition(
+                invitation.id,
+                from_statuses=[InvitationStatus.PENDING, InvitationStatus.EXPIRED],
+                extra=extra,
+                **changes,
+            )
+            if renewed:
+                detail = {"expiresAt": expiry.isoformat(), "from": was.value}
+                await record_event(invitation.id, EventType.RENEWED, principal, detail)
+                if resend:
+                    await record_event(invitation.id, EventType.RESENT, principal)
+                    queued = await _queue_resend(invitation.id)
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.ALREADY_INVITED,
+            f"{invitation.email} has another open invitation to this group.",
+            field,
+        ) from None
+    if not renewed:
+        limited = (
+            await _rate_limited(
+                settings, invitation.id, InvitationStatus.PENDING, InvitationStatus.EXPIRED
+            )
+            if resend
+            else None
+        )
+        raise limited or await refusal(invitation.id, "renewed", field)
+    if queued:
+        outbox.notify()
+    return await _fresh(invitation.id)
