@@ -14,6 +14,7 @@ import contextlib
 import logging
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from arq import Retry
 
@@ -27,6 +28,8 @@ from app.mail.transports import Transport, transport_for
 from app.services import outbox
 
 log = logging.getLogger("usher.jobs")
+
+CONCURRENT_SENDS = 10
 
 
 class InlineRunner:
@@ -49,6 +52,8 @@ class InlineRunner:
             "transport": transport or transport_for(settings),
         }
         self._wake = asyncio.Event()
+        # Sends in flight at once: remote SMTP servers are slow, but not to be flooded.
+        self._slots = asyncio.Semaphore(CONCURRENT_SENDS)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
@@ -60,12 +65,7 @@ class InlineRunner:
         total = 0
         while not self._stopping and (rows := await claim_due(self.options)):
             total += len(rows)
-            for row in rows:
-                if self._stopping:
-                    # Claimed but not sent: give it back for the next start.
-                    await release([row.id])
-                else:
-                    await self._deliver(str(row.id))
+            await asyncio.gather(*(self._deliver_claimed(row.id) for row in rows))
             if len(rows) < self.options.batch_size:
                 break
         return total
@@ -76,6 +76,14 @@ class InlineRunner:
         await sweep_expired(self.ctx)
         if await queue_reminders(self.ctx):
             await self.relay()
+
+    async def _deliver_claimed(self, outbox_id: UUID) -> None:
+        async with self._slots:
+            if self._stopping:
+                # Claimed but not sent: give it back for the next start.
+                await release([outbox_id])
+            else:
+                await self._deliver(str(outbox_id))
 
     async def _deliver(self, outbox_id: str) -> None:
         try:
