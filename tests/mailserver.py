@@ -31,6 +31,7 @@ class MailHandler:
         self.messages: list[EmailMessage] = []
         self.replies: deque[str] = deque()
         self.refused = 0
+        self.delay = 0.0  # seconds before answering DATA, like a slow remote server
         self._lock = threading.Lock()
 
     def fail_next(self, reply: str, times: int = 1) -> None:
@@ -43,8 +44,11 @@ class MailHandler:
             self.messages.clear()
             self.replies.clear()
             self.refused = 0
+            self.delay = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
             if self.replies:
                 self.refused += 1

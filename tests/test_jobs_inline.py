@@ -209,3 +209,17 @@ async def test_reminders_can_be_turned_off(
     )
     off = settings.model_copy(update={"reminder_hours_before_expiry": 0})
     assert await queue_reminders(job_ctx(off)) == 0
+
+
+async def test_stopping_lets_a_send_in_progress_finish(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    mail_server.handler.delay = 0.3
+    async with InlineRunner(settings, options=job_options(), interval=60):
+        _, [inv_id] = await invite(gql, make_group)
+        await asyncio.sleep(0.1)  # the server is still chewing on the message
+    # Stopping waited for the "250" and recorded it: nothing will send it again.
+    assert len(mail_server.handler.messages) == 1
+    row = await OutboxMessage.get(invitation_id=inv_id)
+    assert row.sent_at is not None
+    assert (await Invitation.get(id=inv_id)).delivery_status == DeliveryStatus.SENT
