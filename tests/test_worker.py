@@ -303,24 +303,37 @@ async def test_expiry_job_flips_the_invitation(
     assert await InvitationEvent.filter(invitation_id=inv_id, type=EventType.EXPIRED).count() == 1
 
 
+RENEW = """
+mutation($id: ID!, $expiresAt: DateTime) {
+  renewInvitation(id: $id, expiresAt: $expiresAt) {
+    invitation { status expiresAt } errors { code message }
+  }
+}"""
+
+
 async def test_renew_supersedes_the_expiry_job(
     gql: GQL, make_group: MakeGroup, settings: Settings, options: JobOptions, redis: ArqRedis
 ) -> None:
-    _, [inv_id] = await invite(gql, make_group)
+    olivia, [inv_id] = await invite(gql, make_group)
     old = utcnow() - timedelta(seconds=1)
-    await Invitation.filter(id=inv_id).update(expires_at=old)
-    await schedule_expiry(redis, options, inv_id, old)
-    renewed = utcnow() + timedelta(days=7)
-    await Invitation.filter(id=inv_id).update(expires_at=renewed)  # what renew does
-    assert expiry_job_id(inv_id, old) != expiry_job_id(inv_id, renewed)
+    await Invitation.filter(id=inv_id).update(expires_at=old)  # time has run out
+    await schedule_expiry(redis, options, inv_id, old)  # its job, not run yet
+    soon = (utcnow() + timedelta(minutes=10)).replace(microsecond=0)
+    renewed = await gql(RENEW, {"id": inv_id, "expiresAt": soon.isoformat()}, auth=olivia)
+    assert renewed["renewInvitation"]["errors"] == []
+    assert renewed["renewInvitation"]["invitation"]["status"] == "PENDING"
 
     await run_worker(settings, options)
-    job = await redis.all_job_results()
-    [result] = [r for r in job if r.job_id == expiry_job_id(inv_id, old)]
+    results = await redis.all_job_results()
+    [result] = [r for r in results if r.job_id == expiry_job_id(inv_id, old)]
     assert result.result == "superseded"
     inv = await Invitation.get(id=inv_id)
-    assert inv.status == InvitationStatus.PENDING
+    assert inv.status == InvitationStatus.PENDING and inv.expires_at == soon
     assert not await InvitationEvent.filter(invitation_id=inv_id, type=EventType.EXPIRED)
+    # The new expiry gets a job of its own.
+    assert await schedule_expiries(job_ctx(settings, options, redis)) == 1
+    score = await redis.zscore(options.queue_name, expiry_job_id(inv_id, soon))
+    assert score == int(soon.timestamp() * 1000)
 
 
 async def test_expiry_scheduler_queues_jobs_for_the_coming_expiries(
