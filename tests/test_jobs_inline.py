@@ -55,6 +55,7 @@ def settings(mail_server: MailServer, tmp_path: Path) -> Settings:
         smtp_timeout_seconds=5,
         mail_dir=str(tmp_path / "mail"),
         reminder_hours_before_expiry=24,
+        resend_cooldown_seconds=0,
     )
 
 
@@ -223,3 +224,27 @@ async def test_stopping_lets_a_send_in_progress_finish(
     row = await OutboxMessage.get(invitation_id=inv_id)
     assert row.sent_at is not None
     assert (await Invitation.get(id=inv_id)).delivery_status == DeliveryStatus.SENT
+
+
+RESEND = """
+mutation($id: ID!) {
+  resendInvitation(id: $id) { invitation { deliveryStatus } errors { code message } }
+}"""
+
+
+async def test_in_process_resend_sends_a_new_link(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    async with InlineRunner(settings, options=job_options(), interval=60):
+        olivia, [inv_id] = await invite(gql, make_group)
+        [first] = await mail_server.handler.wait_for(1)
+        resent = (await gql(RESEND, {"id": inv_id}, auth=olivia))["resendInvitation"]
+        assert resent["errors"] == []
+        second = (await mail_server.handler.wait_for(2))[1]
+    old, new = link_token(body(first, "plain")), link_token(body(second, "plain"))
+    assert old != new
+    assert "Links in earlier emails no longer work." in body(second, "plain")
+    assert (await gql(BY_TOKEN, {"token": old}))["invitationByToken"] is None
+    assert (await gql(BY_TOKEN, {"token": new}))["invitationByToken"]["status"] == "PENDING"
+    inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
+    assert (inv["deliveryStatus"], inv["sendCount"]) == ("SENT", 2)
