@@ -75,12 +75,14 @@ async def cast(gql: GQL, api_key: str, make_group: MakeGroup) -> Cast:
     }
 
 
-async def _ians_invitation(gql: GQL, cast: Cast, **overrides: Any) -> dict[str, Any]:
-    """An invitation to Ben made by Ian while he was an admin; then Ian is demoted."""
+async def _ians_invitation(
+    gql: GQL, cast: Cast, email: str = "ben@example.com", **overrides: Any
+) -> dict[str, Any]:
+    """An invitation made by Ian while he was an admin; then Ian is demoted."""
     ian = cast["inviter"]
     assert ian is not None
     await Membership.filter(user__external_id="ian").update(role="admin")
-    invitation = await invite_one(gql, ian, "ben@example.com", **overrides)
+    invitation = await invite_one(gql, ian, email, **overrides)
     await Membership.filter(user__external_id="ian").update(role="member")
     await age(invitation["id"])
     return invitation
@@ -301,3 +303,23 @@ async def test_anyone_may_preview_by_token(gql: GQL, cast: Cast, caller: str) ->
     invitation = await _ians_invitation(gql, cast)
     data = await gql(PREVIEW, {"token": token_of(invitation["inviteUrl"])}, auth=cast[caller])
     assert data["invitationByToken"] == {"status": "PENDING", "groupName": "Acme"}
+
+
+async def test_a_demoted_inviter_cannot_reissue_a_role_above_their_own(
+    gql: GQL, cast: Cast
+) -> None:
+    invitation = await _ians_invitation(gql, cast, role="admin")
+    draft = await _ians_invitation(gql, cast, "carol@example.com", role="admin", draft=True)
+    ian = cast["inviter"]
+    for query, name, variables in (
+        (RESEND, "resendInvitation", {"id": invitation["id"]}),
+        (RENEW, "renewInvitation", {"id": invitation["id"]}),
+        (SEND, "sendInvitation", {"id": draft["id"]}),
+    ):
+        payload = (await gql(query, variables, auth=ian))[name]
+        assert payload["errors"][0]["code"] == "ROLE_NOT_ALLOWED", name
+        assert payload["errors"][0]["field"] == ["id"]
+    assert (await stored(invitation["id"])).token_version == 1
+    # Taking it back is always allowed.
+    revoked = (await gql(REVOKE, {"id": invitation["id"]}, auth=ian))["revokeInvitation"]
+    assert revoked["errors"] == []

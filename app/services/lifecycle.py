@@ -92,6 +92,19 @@ async def managed_invitation(
     raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)
 
 
+async def reissuable_invitation(
+    settings: Settings, principal: Principal, invitation_id: str, field: list[str]
+) -> Invitation:
+    """A managed invitation the caller may send out again (send, resend, renew).
+
+    Sending it again grants its role anew, so an inviter since demoted (or gone) may not
+    reissue an invitation above their current role; revoking it is always allowed.
+    """
+    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    await check_grant(settings, principal, await invitation.group, invitation.role, field)
+    return invitation
+
+
 async def refusal(
     invitation_id: UUID, action: str, field: list[str], *, token_version: int | None = None
 ) -> DomainError:
@@ -188,7 +201,7 @@ async def send_invitation(
 ) -> Invitation:
     """DRAFT → PENDING: queue the email (unless it was made with `sendEmail: false`)."""
     field = ["id"]
-    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     now = utcnow()
     queued = invitation.send_email
     async with in_transaction():
@@ -357,7 +370,7 @@ async def resend_invitation(
 ) -> Invitation:
     """PENDING: rotate the token and queue the email again, within the cool-down and cap."""
     field = ["id"]
-    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     if invitation.target_type == TargetType.LINK:
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
@@ -396,7 +409,7 @@ async def renew_invitation(
 ) -> Invitation:
     """PENDING or EXPIRED → PENDING with a new expiry, same id; optionally resend it."""
     field = ["id"]
-    invitation = await managed_invitation(settings, principal, invitation_id, field)
+    invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     now = utcnow()
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     if resend and invitation.target_type == TargetType.LINK:
