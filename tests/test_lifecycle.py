@@ -86,6 +86,16 @@ LEADS_TO = {
     "accept": "ACCEPTED",
     "decline": "DECLINED",
 }
+# The messages each successful operation queues in the outbox.
+MESSAGES = {
+    "send": [MessageKind.INVITATION],
+    "update": [],
+    "revoke": [],
+    "resend": [MessageKind.RESEND],
+    "renew": [],
+    "accept": [MessageKind.ACCEPTED_NOTICE],
+    "decline": [],
+}
 EVENT = {
     "send": "SENT",
     "update": "UPDATED",
@@ -152,12 +162,20 @@ async def test_status_operation_table(
     invitation = await _in_status(gql, owner, ben, status)
     before = await stored(invitation["id"])
     events_before = await InvitationEvent.filter(invitation_id=before.id).count()
+    outbox_before = set(
+        await OutboxMessage.filter(invitation_id=before.id).values_list("id", flat=True)
+    )
 
     payload = await _run(gql, owner, ben, operation, invitation["id"])
 
     expected = TABLE[status][operation]
     after = await stored(invitation["id"])
     events_after = await InvitationEvent.filter(invitation_id=before.id).count()
+    queued = [
+        m.kind
+        for m in await OutboxMessage.filter(invitation_id=before.id)
+        if m.id not in outbox_before
+    ]
     if expected == OK:
         assert payload["errors"] == []
         assert payload["invitation"]["id"] == invitation["id"]
@@ -165,6 +183,7 @@ async def test_status_operation_table(
         assert after.status.upper() == (LEADS_TO[operation] or status)
         assert payload["invitation"]["events"][-1]["type"] == EVENT[operation]
         assert events_after == events_before + 1
+        assert queued == MESSAGES[operation]
         # One open invitation per address: open_key is set exactly while DRAFT/PENDING.
         open_now = after.status in ("draft", "pending")
         assert after.open_key == (BEN if open_now else None)
@@ -178,6 +197,7 @@ async def test_status_operation_table(
         assert after.token_version == before.token_version
         assert after.expires_at == before.expires_at
         assert events_after == events_before
+        assert queued == []
 
 
 # --- drafts ------------------------------------------------------------------------------
@@ -378,6 +398,7 @@ async def test_renew_reopens_an_expired_invitation_with_the_same_id_and_link(
     token = await current_token(gql.settings, invitation["id"])
     await overdue(invitation["id"], flip=True)
     assert (await stored(invitation["id"])).open_key is None
+    await Invitation.filter(id=UUID(invitation["id"])).update(reminder_sent_at=datetime.now(UTC))
 
     payload = (await gql(RENEW, {"id": invitation["id"], "days": 30}, auth=owner))[
         "renewInvitation"
@@ -389,7 +410,9 @@ async def test_renew_reopens_an_expired_invitation_with_the_same_id_and_link(
     assert renewed["status"] == "PENDING"
     expires = datetime.fromisoformat(renewed["expiresAt"])
     assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=1)
-    assert (await stored(invitation["id"])).open_key == BEN
+    row = await stored(invitation["id"])
+    assert row.open_key == BEN
+    assert row.reminder_sent_at is None  # the new expiry gets its own reminder
     # Without `resend` the token is unchanged, so the link in the first email works again.
     ben = gql.token("ben", BEN)
     accepted = (await gql(ACCEPT, {"token": token}, auth=ben))["acceptInvitation"]
