@@ -28,6 +28,7 @@ from tests.lifecycle_helpers import (
     RENEW,
     RESEND,
     REVOKE,
+    SET_AUTOJOIN,
     age,
     invite_one,
     overdue,
@@ -198,3 +199,17 @@ async def test_renew_racing_a_new_invitation_leaves_one_open(
         ).values_list("id", flat=True)
         assert len(open_rows) == 1
         await gql(REVOKE, {"id": str(open_rows[0])}, auth=owner)
+
+
+async def test_concurrent_autojoin_settings_do_not_collide(gql: GQL, make_group: MakeGroup) -> None:
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    lists = [["acme.com", "acme.io"], ["acme.io", "acme.dev"], ["acme.com"]] * 10
+    results = await asyncio.gather(
+        *(gql(SET_AUTOJOIN, {"domains": domains}, auth=owner) for domains in lists)
+    )
+    assert all(r["setAutojoinDomains"]["errors"] == [] for r in results)
+    group = await gql(
+        '{ group(groupType: "org", groupId: "acme") { autojoinDomains } }', auth=owner
+    )
+    assert sorted(group["group"]["autojoinDomains"]) in [sorted(d) for d in lists]

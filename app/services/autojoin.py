@@ -67,12 +67,14 @@ async def set_autojoin_domains(
         role = role or group.autojoin_role or settings.role_order[-1]
         await check_grant(settings, principal, group, role, ["role"])
     async with in_transaction():
+        # Updating the group first locks its row, so two concurrent replacements of the
+        # list run one after the other instead of colliding on the unique domain key.
+        group.autojoin_role = role if wanted else None
+        await group.save(update_fields=["autojoin_role"])
         await AutojoinDomain.filter(group_id=group.id).delete()
         await AutojoinDomain.bulk_create(
             [AutojoinDomain(group_id=group.id, domain=d) for d in wanted]
         )
-        group.autojoin_role = role if wanted else None
-        await group.save(update_fields=["autojoin_role"])
     return group
 
 
