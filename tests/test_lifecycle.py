@@ -344,8 +344,9 @@ async def test_resend_cool_down_says_when_to_retry(gql: GQL, make_group: MakeGro
     error = only_error(payload)
     assert error["code"] == "RATE_LIMITED"
     assert error["field"] == ["id"]
-    retry = datetime.fromisoformat(error["message"].split("after ")[1].rstrip("."))
+    retry = datetime.fromisoformat(payload["retryAfter"])
     assert datetime.now(UTC) < retry <= datetime.now(UTC) + timedelta(seconds=60)
+    assert retry.isoformat(timespec="seconds") in error["message"]
     assert (await stored(invitation["id"])).token_version == 1
 
     await age(invitation["id"])
@@ -369,7 +370,7 @@ async def test_resend_daily_cap(gql: GQL, make_group: MakeGroup, settings: Setti
     error = only_error(capped)
     assert error["code"] == "RATE_LIMITED"
     assert "24 hours" in error["message"]
-    retry = datetime.fromisoformat(error["message"].split("after ")[1].rstrip("."))
+    retry = datetime.fromisoformat(capped["retryAfter"])
     assert retry > datetime.now(UTC) + timedelta(hours=23)
     assert (await stored(invitation["id"])).token_version == settings.resend_daily_cap + 1
 
@@ -516,3 +517,23 @@ async def test_unknown_and_malformed_ids_are_not_found(gql: GQL, make_group: Mak
             payload = (await gql(query, {"id": bad}, auth=owner))[name]
             assert only_error(payload)["code"] == "NOT_FOUND"
             assert only_error(payload)["field"] == ["id"]
+
+
+async def test_renew_with_resend_honours_the_cool_down(gql: GQL, make_group: MakeGroup) -> None:
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    invitation = await invite_one(gql, owner, BEN)
+    payload = (await gql(RENEW, {"id": invitation["id"], "resend": True}, auth=owner))[
+        "renewInvitation"
+    ]
+    assert only_error(payload)["code"] == "RATE_LIMITED"
+    assert payload["retryAfter"] is not None
+    # Nothing changed, not even the expiry.
+    row = await stored(invitation["id"])
+    assert (row.token_version, row.expires_at.isoformat()) == (
+        1,
+        datetime.fromisoformat(invitation["expiresAt"]).isoformat(),
+    )
+    plain = (await gql(RENEW, {"id": invitation["id"]}, auth=owner))["renewInvitation"]
+    assert plain["errors"] == []
+    assert plain["retryAfter"] is None

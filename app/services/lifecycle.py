@@ -130,6 +130,15 @@ async def refusal(
     )
 
 
+class RateLimited(DomainError):
+    """RATE_LIMITED, with the moment the change may be tried again."""
+
+    def __init__(self, message: str, retry_after: datetime) -> None:
+        when = retry_after.isoformat(timespec="seconds")
+        super().__init__(ErrorCode.RATE_LIMITED, f"{message}; try again after {when}.", ["id"])
+        self.retry_after = retry_after
+
+
 async def _fresh(invitation_id: UUID) -> Invitation:
     return await Invitation.get(id=invitation_id)
 
@@ -315,11 +324,8 @@ async def _check_daily_cap(settings: Settings, invitation_id: UUID, now: datetim
     recent = [e.created_at for e in events]
     if len(recent) >= settings.resend_daily_cap:
         retry = recent[len(recent) - settings.resend_daily_cap] + DAY
-        raise DomainError(
-            ErrorCode.RATE_LIMITED,
-            f"This invitation was resent {len(recent)} times in the last 24 hours; "
-            f"try again after {retry.isoformat(timespec='seconds')}.",
-            ["id"],
+        raise RateLimited(
+            f"This invitation was resent {len(recent)} times in the last 24 hours", retry
         )
 
 
@@ -335,12 +341,7 @@ async def _rate_limited(
     )
     if retry <= utcnow():
         return None
-    return DomainError(
-        ErrorCode.RATE_LIMITED,
-        f"This invitation was sent moments ago; try again after "
-        f"{retry.isoformat(timespec='seconds')}.",
-        ["id"],
-    )
+    return RateLimited("This invitation was sent moments ago", retry)
 
 
 def _resend_changes(invitation: Invitation, now: datetime) -> dict[str, Any]:
