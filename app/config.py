@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     roles: str = "owner,admin,member"
     inviter_roles: str = "owner,admin"
     graphiql: bool | None = None
+    # arq's queue; several Usher installations can share one Redis with distinct names.
+    queue_name: str = "usher:queue"
+    # Delivery tries before an email is marked FAILED, and the back-off between them:
+    # the first retry waits `mail_retry_seconds`, each next one twice as long, up to the cap.
+    mail_max_attempts: int = 8
+    mail_retry_seconds: float = 30.0
+    mail_retry_max_seconds: float = 3600.0
+    # An outbox row handed to the queue this long ago and still unsent is taken for lost
+    # and handed over again. A deferred retry counts from when it is due, so this only
+    # needs to outlast a send; it is longer than arq keeps a finished job's id (an hour),
+    # so a job that crashed on a bug is not refused as a duplicate when handed over again.
+    relay_stale_seconds: float = 5400.0
+    # Rows and invitations handled per batch by the relay and the sweeps.
+    batch_size: int = 500
+    # How often the in-process runner sweeps when nothing wakes it.
+    inline_interval_seconds: float = 30.0
 
     @property
     def secret_keys(self) -> list[str]:
@@ -70,6 +86,12 @@ class Settings(BaseSettings):
     def graphiql_enabled(self) -> bool:
         """GraphiQL is on in development and off in production unless asked for."""
         return (not self.is_production) if self.graphiql is None else self.graphiql
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(
+            min(self.mail_retry_seconds * 2 ** max(attempt - 1, 0), self.mail_retry_max_seconds)
+        )
 
     def check(self) -> None:
         """Refuse settings that must not reach production; raise ValueError with the reason."""

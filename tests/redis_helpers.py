@@ -16,7 +16,6 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
 from app.config import Settings
-from app.jobs.options import JobOptions
 from app.mail.transports import transport_for
 from app.models import Invitation, OutboxMessage
 from tests.mailserver import free_port
@@ -32,16 +31,23 @@ def unavailable(message: str) -> NoReturn:
     pytest.skip(message)
 
 
-def job_options(queue_name: str | None = None) -> JobOptions:
-    """Job options with a private queue and back-offs short enough for tests."""
-    return JobOptions(
-        queue_name=queue_name or f"usher-test:{uuid.uuid4().hex}",
-        mail_max_attempts=3,
-        mail_retry_seconds=0.05,
-        mail_retry_max_seconds=0.2,
-        relay_stale_seconds=60,
-        batch_size=2,
-        inline_interval_seconds=60,
+def private_queue() -> str:
+    """A queue name of the test's own."""
+    return f"usher-test:{uuid.uuid4().hex}"
+
+
+def job_settings(settings: Settings, queue_name: str | None = None) -> Settings:
+    """`settings` with a private queue and job back-offs and batches small enough for tests."""
+    return settings.model_copy(
+        update={
+            "queue_name": queue_name or private_queue(),
+            "mail_max_attempts": 3,
+            "mail_retry_seconds": 0.05,
+            "mail_retry_max_seconds": 0.2,
+            "relay_stale_seconds": 60,
+            "batch_size": 2,
+            "inline_interval_seconds": 60,
+        }
     )
 
 
@@ -71,12 +77,12 @@ async def redis() -> AsyncIterator[ArqRedis]:
         pool = await connect(REDIS_URL)
     except Exception as exc:
         unavailable(f"Redis at {REDIS_URL} is unreachable: {exc!r}")
-    options = job_options()
-    pool.default_queue_name = options.queue_name
+    queue_name = private_queue()
+    pool.default_queue_name = queue_name
     try:
         yield pool
     finally:
-        await forget_jobs(pool, options.queue_name)
+        await forget_jobs(pool, queue_name)
         await pool.aclose()
 
 
@@ -139,15 +145,9 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.stop()
 
 
-def job_ctx(
-    settings: Settings, options: JobOptions | None = None, redis: ArqRedis | None = None
-) -> dict[str, Any]:
+def job_ctx(settings: Settings, redis: ArqRedis | None = None) -> dict[str, Any]:
     """The `ctx` a job gets from the worker, built by hand for calling jobs directly."""
-    ctx: dict[str, Any] = {
-        "settings": settings,
-        "options": options or job_options(),
-        "transport": transport_for(settings),
-    }
+    ctx: dict[str, Any] = {"settings": settings, "transport": transport_for(settings)}
     if redis is not None:
         ctx["redis"] = redis
     return ctx

@@ -37,7 +37,7 @@ from tests.mailserver import (
     mail_server,
     mail_server_session,
 )
-from tests.redis_helpers import job_ctx, job_options
+from tests.redis_helpers import job_ctx, job_settings
 
 __all__ = ["mail_server", "mail_server_session"]
 
@@ -46,16 +46,18 @@ MakeGroup = Callable[..., Awaitable[dict[str, Any]]]
 
 @pytest.fixture
 def settings(mail_server: MailServer, tmp_path: Path) -> Settings:
-    """No Redis; the test's SMTP server."""
-    return Settings(
-        database_url="sqlite://:memory:",
-        redis_url=None,
-        accept_url="https://app.example.com/signup?invitation={token}",
-        smtp_url=mail_server.url,
-        smtp_timeout_seconds=5,
-        mail_dir=str(tmp_path / "mail"),
-        reminder_hours_before_expiry=24,
-        resend_cooldown_seconds=0,
+    """No Redis; the test's SMTP server; short back-offs and batches of 2."""
+    return job_settings(
+        Settings(
+            database_url="sqlite://:memory:",
+            redis_url=None,
+            accept_url="https://app.example.com/signup?invitation={token}",
+            smtp_url=mail_server.url,
+            smtp_timeout_seconds=5,
+            mail_dir=str(tmp_path / "mail"),
+            reminder_hours_before_expiry=24,
+            resend_cooldown_seconds=0,
+        )
     )
 
 
@@ -77,7 +79,7 @@ async def test_in_process_invitation_reaches_smtp_at_once(
     gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
 ) -> None:
     # A long interval: only the wake-up from the commit can send the mail in time.
-    async with InlineRunner(settings, options=job_options(), interval=60):
+    async with InlineRunner(settings, interval=60):
         await asyncio.sleep(0.05)  # the runner's first round finds nothing
         olivia, [inv_id] = await invite(gql, make_group)
         [mail] = await mail_server.handler.wait_for(1, within=2)
@@ -93,7 +95,7 @@ async def test_in_process_retry_after_4xx(
     gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
 ) -> None:
     mail_server.handler.fail_next("450 4.2.1 Mailbox busy")
-    async with InlineRunner(settings, options=job_options(), interval=60):
+    async with InlineRunner(settings, interval=60):
         _, [inv_id] = await invite(gql, make_group)
         await mail_server.handler.wait_for(1, within=2)
     assert mail_server.handler.refused == 1
@@ -105,7 +107,7 @@ async def test_in_process_without_smtp_writes_eml_files(
     gql: GQL, make_group: MakeGroup, settings: Settings, tmp_path: Path
 ) -> None:
     folder = settings.model_copy(update={"smtp_url": None})
-    async with InlineRunner(folder, options=job_options(), interval=60):
+    async with InlineRunner(folder, interval=60):
         _, [inv_id] = await invite(gql, make_group)
         for _ in range(200):
             if list((tmp_path / "mail").glob("*.eml")):
@@ -124,7 +126,7 @@ async def test_in_process_runner_expires_overdue_invitations(
 ) -> None:
     _, [inv_id] = await invite(gql, make_group)
     await Invitation.filter(id=inv_id).update(expires_at=utcnow() - timedelta(seconds=1))
-    runner = InlineRunner(settings, options=job_options(), interval=60)
+    runner = InlineRunner(settings, interval=60)
     await runner.tick()
     assert (await Invitation.get(id=inv_id)).status == InvitationStatus.EXPIRED
     assert mail_server.handler.messages == []  # its email no longer goes out
@@ -136,7 +138,7 @@ async def test_sweep_flips_overdue_rows_in_batches(
     _, ids = await invite(gql, make_group, *(f"p{i}@example.com" for i in range(5)))
     overdue, fresh = ids[:4], ids[4]
     await Invitation.filter(id__in=overdue).update(expires_at=utcnow() - timedelta(minutes=1))
-    ctx = job_ctx(settings, job_options())  # batches of 2
+    ctx = job_ctx(settings)  # batches of 2
     assert await sweep_expired(ctx) == 4
     assert await sweep_expired(ctx) == 0
     statuses = dict(await Invitation.all().values_list("id", "status"))
@@ -173,7 +175,7 @@ async def test_reminder_before_expiry(
     olivia, [due, recent, far] = await invite(
         gql, make_group, "due@example.com", "recent@example.com", "far@example.com"
     )
-    ctx = job_ctx(settings, job_options())
+    ctx = job_ctx(settings)
     now = utcnow()
     await Invitation.filter(id__in=[due, recent, far]).update(
         delivery_status=DeliveryStatus.SENT, send_count=1, last_sent_at=now - timedelta(days=3)
@@ -216,7 +218,7 @@ async def test_stopping_lets_a_send_in_progress_finish(
     gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
 ) -> None:
     mail_server.handler.delay = 0.3
-    async with InlineRunner(settings, options=job_options(), interval=60):
+    async with InlineRunner(settings, interval=60):
         _, [inv_id] = await invite(gql, make_group)
         await asyncio.sleep(0.1)  # the server is still chewing on the message
     # Stopping waited for the "250" and recorded it: nothing will send it again.
@@ -235,7 +237,7 @@ mutation($id: ID!) {
 async def test_in_process_resend_sends_a_new_link(
     gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
 ) -> None:
-    async with InlineRunner(settings, options=job_options(), interval=60):
+    async with InlineRunner(settings, interval=60):
         olivia, [inv_id] = await invite(gql, make_group)
         [first] = await mail_server.handler.wait_for(1)
         resent = (await gql(RESEND, {"id": inv_id}, auth=olivia))["resendInvitation"]

@@ -17,7 +17,6 @@ from arq import Retry
 
 from app.config import Settings
 from app.jobs.email import deliver
-from app.jobs.options import JobOptions
 from app.mail.render import render
 from app.mail.transports import SmtpTransport
 from app.models import (
@@ -42,7 +41,7 @@ from tests.mailserver import (
     mail_server,
     mail_server_session,
 )
-from tests.redis_helpers import job_ctx
+from tests.redis_helpers import job_ctx, job_settings
 
 __all__ = ["mail_server", "mail_server_session"]
 
@@ -51,15 +50,17 @@ MakeGroup = Callable[..., Awaitable[dict[str, Any]]]
 
 @pytest.fixture
 def settings(mail_server: MailServer, tmp_path: Path) -> Settings:
-    """Settings that send to the test's SMTP server."""
-    return Settings(
-        database_url="sqlite://:memory:",
-        redis_url=None,
-        accept_url="https://app.example.com/signup?invitation={token}",
-        smtp_url=mail_server.url,
-        smtp_timeout_seconds=5,
-        mail_dir=str(tmp_path / "mail"),
-        mail_from="Usher <invitations@usher.test>",
+    """Settings that send to the test's SMTP server, with short back-offs."""
+    return job_settings(
+        Settings(
+            database_url="sqlite://:memory:",
+            redis_url=None,
+            accept_url="https://app.example.com/signup?invitation={token}",
+            smtp_url=mail_server.url,
+            smtp_timeout_seconds=5,
+            mail_dir=str(tmp_path / "mail"),
+            mail_from="Usher <invitations@usher.test>",
+        )
     )
 
 
@@ -150,7 +151,7 @@ async def test_temporary_failure_retries_then_succeeds(
 
     with pytest.raises(Retry) as retry:
         await deliver(ctx, outbox_id=row)
-    assert retry.value.defer_score == 50  # ms: the first back-off of the test options
+    assert retry.value.defer_score == 50  # ms: the first back-off of the test settings
     stored = await OutboxMessage.get(id=row)
     assert stored.attempts == 1 and stored.sent_at is None
     assert stored.last_error is not None and stored.last_error.startswith("451")
@@ -333,13 +334,13 @@ async def test_events_record_each_delivery(
     assert sorted(e.type for e in events) == sorted([EventType.CREATED, EventType.SENT])
 
 
-async def test_job_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_job_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USHER_MAIL_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("USHER_MAIL_RETRY_SECONDS", "10")
-    read = JobOptions()
+    read = Settings()
     assert read.mail_max_attempts == 4
     assert [read.backoff(n) for n in (1, 2, 3)] == [10, 20, 40]
-    assert JobOptions(mail_retry_max_seconds=15).backoff(5) == 15
+    assert Settings(mail_retry_max_seconds=15).backoff(5) == 15
 
 
 class Credentials:

@@ -20,7 +20,6 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from app.config import Settings
-from app.jobs.options import JobOptions
 from app.mail.render import build_message, make_message_id, render
 from app.mail.transports import PermanentFailure, TemporaryFailure, Transport
 from app.models import (
@@ -117,7 +116,6 @@ async def compose(
 async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     """Send the email of outbox row `outbox_id`; returns what happened, in a word or two."""
     settings: Settings = ctx["settings"]
-    options: JobOptions = ctx["options"]
     transport: Transport = ctx["transport"]
     now = utcnow()
     message = await OutboxMessage.get_or_none(id=UUID(outbox_id))
@@ -149,12 +147,12 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         await _give_up(message, invitation, exc.reason, attempt)
         return "failed"
     except TemporaryFailure as exc:
-        if attempt >= options.mail_max_attempts:
+        if attempt >= settings.mail_max_attempts:
             await _give_up(
                 message, invitation, f"gave up after {attempt} attempts: {exc.reason}", attempt
             )
             return "failed"
-        defer = options.backoff(attempt)
+        defer = settings.backoff(attempt)
         # Pushing enqueued_at to when the retry is due keeps the relay from taking the
         # deferred job for a lost one.
         await OutboxMessage.filter(id=message.id, sent_at=None).update(

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from arq import ArqRedis, Retry
 
-from app.jobs.options import JobOptions
+from app.config import Settings
 from app.models import Invitation, InvitationStatus
 from app.services.invitations import expire_overdue, utcnow
 
@@ -32,7 +32,7 @@ def expiry_job_id(invitation_id: UUID | str, expires_at: datetime) -> str:
 
 
 async def schedule_expiry(
-    redis: ArqRedis, options: JobOptions, invitation_id: UUID | str, expires_at: datetime
+    redis: ArqRedis, settings: Settings, invitation_id: UUID | str, expires_at: datetime
 ) -> bool:
     """Queue the expiry job to run at `expires_at`; False if it is queued already."""
     job = await redis.enqueue_job(
@@ -41,7 +41,7 @@ async def schedule_expiry(
         expires_at=expires_at.isoformat(),
         _job_id=expiry_job_id(invitation_id, expires_at),
         _defer_until=expires_at,
-        _queue_name=options.queue_name,
+        _queue_name=settings.queue_name,
     )
     return job is not None
 
@@ -67,12 +67,12 @@ async def expire_invitation(ctx: dict[str, Any], *, invitation_id: str, expires_
 
 async def sweep_expired(ctx: dict[str, Any]) -> int:
     """Flip every overdue PENDING invitation, a batch at a time; returns how many."""
-    options: JobOptions = ctx["options"]
+    settings: Settings = ctx["settings"]
     total = 0
     while True:
-        flipped = await expire_overdue(now=utcnow(), limit=options.batch_size)
+        flipped = await expire_overdue(now=utcnow(), limit=settings.batch_size)
         total += flipped
-        if flipped < options.batch_size:
+        if flipped < settings.batch_size:
             break
     if total:
         log.info("expired %d overdue invitations", total)
@@ -86,7 +86,7 @@ async def schedule_expiries(ctx: dict[str, Any]) -> int:
     waits in Redis for weeks and a renew needs no hook: the new expiry simply gets its
     own job id. Scheduling the same expiry twice is harmless.
     """
-    options: JobOptions = ctx["options"]
+    settings: Settings = ctx["settings"]
     redis: ArqRedis = ctx["redis"]
     now = utcnow()
     rows = await (
@@ -96,10 +96,10 @@ async def schedule_expiries(ctx: dict[str, Any]) -> int:
             expires_at__lte=now + SCHEDULE_HORIZON,
         )
         .order_by("expires_at")
-        .limit(options.batch_size * 10)
+        .limit(settings.batch_size * 10)
         .values_list("id", "expires_at")
     )
     queued = 0
     for invitation_id, expires_at in rows:
-        queued += await schedule_expiry(redis, options, invitation_id, expires_at)
+        queued += await schedule_expiry(redis, settings, invitation_id, expires_at)
     return queued

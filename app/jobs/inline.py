@@ -21,7 +21,6 @@ from arq import Retry
 from app.config import Settings
 from app.jobs.email import deliver
 from app.jobs.expiry import sweep_expired
-from app.jobs.options import JobOptions
 from app.jobs.outbox import claim_due, release
 from app.jobs.reminders import queue_reminders
 from app.mail.transports import Transport, transport_for
@@ -40,15 +39,12 @@ class InlineRunner:
         settings: Settings,
         *,
         interval: float | None = None,
-        options: JobOptions | None = None,
         transport: Transport | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options or JobOptions()
-        self.interval = self.options.inline_interval_seconds if interval is None else interval
+        self.interval = settings.inline_interval_seconds if interval is None else interval
         self.ctx: dict[str, Any] = {
             "settings": settings,
-            "options": self.options,
             "transport": transport or transport_for(settings),
         }
         self._wake = asyncio.Event()
@@ -63,10 +59,10 @@ class InlineRunner:
     async def relay(self) -> int:
         """Send every due outbox row now; returns how many rows were taken."""
         total = 0
-        while not self._stopping and (rows := await claim_due(self.options)):
+        while not self._stopping and (rows := await claim_due(self.settings)):
             total += len(rows)
             await asyncio.gather(*(self._deliver_claimed(row.id) for row in rows))
-            if len(rows) < self.options.batch_size:
+            if len(rows) < self.settings.batch_size:
                 break
         return total
 

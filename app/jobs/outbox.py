@@ -24,7 +24,6 @@ from arq.connections import RedisSettings
 from tortoise.expressions import Q
 
 from app.config import Settings
-from app.jobs.options import JobOptions
 from app.models import MessageKind, OutboxMessage
 from app.services import outbox
 from app.services.invitations import utcnow
@@ -41,27 +40,27 @@ class Claimed:
     invitation_id: UUID
 
 
-def _due(now: datetime, options: JobOptions) -> Q:
-    stale = now - timedelta(seconds=options.relay_stale_seconds)
+def _due(now: datetime, settings: Settings) -> Q:
+    stale = now - timedelta(seconds=settings.relay_stale_seconds)
     return Q(sent_at__isnull=True, failed_at__isnull=True) & (
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale)
     )
 
 
-async def claim_due(options: JobOptions, *, limit: int | None = None) -> list[Claimed]:
+async def claim_due(settings: Settings, *, limit: int | None = None) -> list[Claimed]:
     """Claim up to `limit` due rows, oldest first (one UPDATE); returns them."""
     now = utcnow()
     rows = await (
-        OutboxMessage.filter(_due(now, options))
+        OutboxMessage.filter(_due(now, settings))
         .order_by("created_at")
-        .limit(limit or options.batch_size)
+        .limit(limit or settings.batch_size)
         .values("id", "kind", "invitation_id")
     )
     if not rows:
         return []
     ids = [row["id"] for row in rows]
     # Rows another relay claimed since the SELECT no longer match the condition.
-    await OutboxMessage.filter(_due(now, options), id__in=ids).update(enqueued_at=now)
+    await OutboxMessage.filter(_due(now, settings), id__in=ids).update(enqueued_at=now)
     mine = set(await OutboxMessage.filter(id__in=ids, enqueued_at=now).values_list("id", flat=True))
     return [
         Claimed(id=row["id"], kind=MessageKind(row["kind"]), invitation_id=row["invitation_id"])
@@ -76,7 +75,7 @@ async def release(ids: list[UUID]) -> None:
         await OutboxMessage.filter(id__in=ids, sent_at__isnull=True).update(enqueued_at=None)
 
 
-async def hand_over(redis: ArqRedis, options: JobOptions, rows: list[Claimed]) -> int:
+async def hand_over(redis: ArqRedis, settings: Settings, rows: list[Claimed]) -> int:
     """Enqueue a delivery job per claimed row (job id = row id); rows not handed over are
     released. Returns how many were handed over."""
     done = 0
@@ -86,7 +85,7 @@ async def hand_over(redis: ArqRedis, options: JobOptions, rows: list[Claimed]) -
                 "deliver",
                 outbox_id=str(row.id),
                 _job_id=str(row.id),
-                _queue_name=options.queue_name,
+                _queue_name=settings.queue_name,
             )
             done += 1
     except Exception as exc:
@@ -97,12 +96,12 @@ async def hand_over(redis: ArqRedis, options: JobOptions, rows: list[Claimed]) -
 
 async def relay_outbox(ctx: dict[str, Any]) -> int:
     """The worker's relay: hand every due outbox row to the queue; returns how many."""
-    options: JobOptions = ctx["options"]
+    settings: Settings = ctx["settings"]
     total = 0
-    while rows := await claim_due(options):
-        handed = await hand_over(ctx["redis"], options, rows)
+    while rows := await claim_due(settings):
+        handed = await hand_over(ctx["redis"], settings, rows)
         total += handed
-        if handed < len(rows) or len(rows) < options.batch_size:
+        if handed < len(rows) or len(rows) < settings.batch_size:
             break
     if total:
         log.info("relayed %d outbox rows", total)
@@ -116,12 +115,12 @@ class QueueRelay:
     rows stay due, and the worker's relay hands them over once Redis is back.
     """
 
-    def __init__(self, settings: Settings, options: JobOptions | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         if not settings.redis_url:
             raise ValueError("QueueRelay needs REDIS_URL")
         self.redis_settings = RedisSettings.from_dsn(settings.redis_url)
         self.redis_settings.conn_retries = 0
-        self.options = options or JobOptions()
+        self.settings = settings
         self._redis: ArqRedis | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -131,7 +130,7 @@ class QueueRelay:
     async def _pool(self) -> ArqRedis:
         if self._redis is None:
             self._redis = await create_pool(
-                self.redis_settings, default_queue_name=self.options.queue_name
+                self.redis_settings, default_queue_name=self.settings.queue_name
             )
         return self._redis
 
@@ -147,8 +146,8 @@ class QueueRelay:
         except Exception as exc:
             log.warning("Redis unreachable, outbox rows wait for the worker's relay: %r", exc)
             return 0
-        while rows := await claim_due(self.options):
-            handed = await hand_over(redis, self.options, rows)
+        while rows := await claim_due(self.settings):
+            handed = await hand_over(redis, self.settings, rows)
             total += handed
             if handed < len(rows):
                 # Start from a fresh pool next time rather than from connections the
@@ -156,7 +155,7 @@ class QueueRelay:
                 self._redis = None
                 await redis.aclose(close_connection_pool=True)
                 break
-            if len(rows) < self.options.batch_size:
+            if len(rows) < self.settings.batch_size:
                 break
         return total
 

@@ -15,7 +15,6 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app.config import Settings
-from app.jobs.options import JobOptions
 from app.models import (
     DeliveryStatus,
     Invitation,
@@ -33,7 +32,6 @@ log = logging.getLogger("usher.jobs")
 async def queue_reminders(ctx: dict[str, Any]) -> int:
     """Write a REMINDER outbox row for every invitation due one; returns how many."""
     settings: Settings = ctx["settings"]
-    options: JobOptions = ctx["options"]
     if settings.reminder_hours_before_expiry <= 0:
         return 0
     lead = timedelta(hours=settings.reminder_hours_before_expiry)
@@ -50,7 +48,7 @@ async def queue_reminders(ctx: dict[str, Any]) -> int:
             expires_at__lte=now + lead,
             last_sent_at__lte=now - lead,
         )
-        ids = await due.limit(options.batch_size).values_list("id", flat=True)
+        ids = await due.limit(settings.batch_size).values_list("id", flat=True)
         if not ids:
             break
         async with in_transaction():
@@ -66,7 +64,7 @@ async def queue_reminders(ctx: dict[str, Any]) -> int:
                 ]
             )
         total += len(rows)
-        if len(ids) < options.batch_size:
+        if len(ids) < settings.batch_size:
             break
     if total:
         log.info("queued %d reminders", total)

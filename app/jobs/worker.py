@@ -21,7 +21,6 @@ from tortoise import Tortoise
 from app.config import Settings, get_settings, tortoise_config
 from app.jobs.email import deliver
 from app.jobs.expiry import expire_invitation, schedule_expiries, sweep_expired
-from app.jobs.options import JobOptions
 from app.jobs.outbox import relay_outbox
 from app.jobs.reminders import queue_reminders
 from app.mail.transports import transport_for
@@ -32,18 +31,18 @@ EVERY_10S = set(range(0, 60, 10))
 EVERY_5MIN = set(range(0, 60, 5))
 
 
-def functions(options: JobOptions) -> list[Any]:
+def functions(settings: Settings) -> list[Any]:
     """The worker's jobs; arq's own retry cap sits above ours so ours decides."""
     return [
-        func(deliver, name="deliver", max_tries=options.mail_max_attempts + 2),
+        func(deliver, name="deliver", max_tries=settings.mail_max_attempts + 2),
         func(expire_invitation, name="expire_invitation", max_tries=100),
     ]
 
 
-def cron_jobs(options: JobOptions) -> list[Any]:
+def cron_jobs(settings: Settings) -> list[Any]:
     """The worker's periodic jobs. arq runs each once per tick across all workers of a
     queue; the names carry the queue so installations sharing a Redis do not collide."""
-    q = options.queue_name
+    q = settings.queue_name
     return [
         cron(relay_outbox, name=f"{q}:relay_outbox", second=EVERY_10S, run_at_startup=True),
         cron(sweep_expired, name=f"{q}:sweep_expired", second={5}, run_at_startup=True),
@@ -52,18 +51,17 @@ def cron_jobs(options: JobOptions) -> list[Any]:
     ]
 
 
-def job_context(settings: Settings, options: JobOptions) -> dict[str, Any]:
+def job_context(settings: Settings) -> dict[str, Any]:
     """What every job finds in `ctx` besides arq's own `redis`."""
-    return {"settings": settings, "options": options, "transport": transport_for(settings)}
+    return {"settings": settings, "transport": transport_for(settings)}
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the database for the worker's lifetime (and fill `ctx` when arq's CLI runs us)."""
     settings: Settings = ctx.setdefault("settings", get_settings())
-    options: JobOptions = ctx.setdefault("options", JobOptions())
     ctx.setdefault("transport", transport_for(settings))
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
-    log.info("worker started on queue %r", options.queue_name)
+    log.info("worker started on queue %r", settings.queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
@@ -88,21 +86,18 @@ class UsherWorker(Worker):
         self._pool = None
 
 
-def build_worker(
-    settings: Settings, options: JobOptions | None = None, **kwargs: Any
-) -> UsherWorker:
+def build_worker(settings: Settings, **kwargs: Any) -> UsherWorker:
     """An arq Worker for Usher's jobs (kwargs go to `Worker`, e.g. `burst=True`)."""
-    options = options or JobOptions()
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set")
     params: dict[str, Any] = {
-        "functions": functions(options),
-        "cron_jobs": cron_jobs(options),
-        "queue_name": options.queue_name,
+        "functions": functions(settings),
+        "cron_jobs": cron_jobs(settings),
+        "queue_name": settings.queue_name,
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "ctx": job_context(settings, options),
+        "ctx": job_context(settings),
         "max_jobs": 20,
         # A queued email waits at most this long; one cheap Redis call per idle poll.
         "poll_delay": 0.1,
@@ -118,11 +113,11 @@ def build_worker(
 class WorkerSettings:
     """For `arq app.jobs.worker.WorkerSettings`; `usher worker` is the same thing."""
 
-    functions = functions(JobOptions())
-    cron_jobs = cron_jobs(JobOptions())
+    functions = functions(get_settings())
+    cron_jobs = cron_jobs(get_settings())
     on_startup = startup
     on_shutdown = shutdown
-    queue_name = JobOptions().queue_name
+    queue_name = get_settings().queue_name
     max_jobs = 20
     poll_delay = 0.1
     job_completion_wait = int(get_settings().smtp_timeout_seconds) + 5
