@@ -95,10 +95,8 @@ async def test_no_notice_when_an_api_key_invited(
         "acceptInvitation"
     ]
     assert payload["errors"] == []
-    kinds = await OutboxMessage.filter(invitation_id=UUID(invitation["id"])).values_list(
-        "kind", flat=True
-    )
-    assert list(kinds) == [MessageKind.INVITATION]
+    messages = await OutboxMessage.filter(invitation_id=UUID(invitation["id"]))
+    assert [m.kind for m in messages] == [MessageKind.INVITATION]
 
 
 async def test_unverified_and_mismatched_emails_are_refused(

@@ -105,7 +105,7 @@ MANAGE_EXPECTED = {
     "stranger": "NOT_FOUND",
     "other_admin": "NOT_FOUND",
 }
-MANAGE_OPERATIONS = {
+MANAGE_OPERATIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "revoke": (REVOKE, "revokeInvitation", {}),
     "resend": (RESEND, "resendInvitation", {}),
     "renew": (RENEW, "renewInvitation", {"days": 14}),
