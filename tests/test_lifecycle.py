@@ -283,10 +283,11 @@ async def test_update_changes_only_given_fields_and_null_clears(
         ({"message": "x" * 2001}, "INVALID_INPUT", ["message"]),
         ({"firstName": "x" * 256}, "INVALID_INPUT", ["firstName"]),
         ({"permissions": [""]}, "INVALID_INPUT", ["permissions"]),
+        ({}, "INVALID_INPUT", None),
     ],
 )
 async def test_update_validates(
-    gql: GQL, make_group: MakeGroup, changes: dict[str, Any], code: str, field: list[str]
+    gql: GQL, make_group: MakeGroup, changes: dict[str, Any], code: str, field: list[str] | None
 ) -> None:
     owner = gql.token("olivia", "olivia@acme.com")
     await make_group(owner)
@@ -538,3 +539,15 @@ async def test_renew_with_resend_honours_the_cool_down(gql: GQL, make_group: Mak
     plain = (await gql(RENEW, {"id": invitation["id"]}, auth=owner))["renewInvitation"]
     assert plain["errors"] == []
     assert plain["retryAfter"] is None
+
+
+async def test_resend_without_email_rotates_the_link_only(gql: GQL, make_group: MakeGroup) -> None:
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    invitation = await invite_one(gql, owner, BEN, sendEmail=False)
+    await age(invitation["id"])
+    payload = (await gql(RESEND, {"id": invitation["id"]}, auth=owner))["resendInvitation"]
+    assert payload["errors"] == []
+    assert payload["invitation"]["deliveryStatus"] == "DISABLED"
+    assert payload["invitation"]["inviteUrl"] != invitation["inviteUrl"]
+    assert await OutboxMessage.filter(invitation_id=UUID(invitation["id"])).count() == 0

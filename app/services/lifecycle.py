@@ -265,7 +265,7 @@ async def update_invitation(
         changes.get("return_to"),
     )
     if not changes:
-        return invitation
+        raise DomainError(ErrorCode.INVALID_INPUT, "Give at least one field to change.")
     now = utcnow()
     async with in_transaction():
         updated = await transition(
