@@ -26,10 +26,10 @@ UPDATE = f"""mutation($id: ID!, $input: UpdateInvitationInput!) {{
   updateInvitation(id: $id, input: $input) {{ invitation {{ {INVITATION} }} {ERRORS} }} }}"""
 REVOKE = f"""mutation($id: ID!) {{ revokeInvitation(id: $id) {{ invitation {{ {INVITATION} }} {ERRORS} }} }}"""
 RESEND = f"""mutation($id: ID!) {{ resendInvitation(id: $id) {{
-  invitation {{ {INVITATION} }} {ERRORS} retryAfter }} }}"""
+  invitation {{ {INVITATION} }} errors {{ code field message retryAfter }} }} }}"""
 RENEW = f"""mutation($id: ID!, $days: Int, $at: DateTime, $resend: Boolean! = false) {{
   renewInvitation(id: $id, expiresInDays: $days, expiresAt: $at, resend: $resend) {{
-    invitation {{ {INVITATION} }} {ERRORS} retryAfter }} }}"""
+    invitation {{ {INVITATION} }} errors {{ code field message retryAfter }} }} }}"""
 DECLINE = f"""mutation($id: ID!) {{ declineInvitation(id: $id) {{ invitation {{ {INVITATION} }} {ERRORS} }} }}"""
 ACCEPT = f"""mutation($token: String!) {{ acceptInvitation(token: $token) {{
   invitations {{ {INVITATION} }} memberships {{ {MEMBERSHIP} }} {ERRORS} }} }}"""

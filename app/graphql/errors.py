@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -19,11 +20,16 @@ class UserError:
     field: list[str] | None = strawberry.field(
         description='Path of the input at fault, e.g. ["invitees", "3", "email"].'
     )
+    retry_after: datetime | None = strawberry.field(
+        default=None, description="With RATE_LIMITED: when the change may be tried again."
+    )
 
     @classmethod
     def from_error(cls, error: DomainError) -> UserError:
         """The GraphQL form of a domain error."""
-        return cls(code=error.code, message=error.message, field=error.field)
+        return cls(
+            code=error.code, message=error.message, field=error.field, retry_after=error.retry_after
+        )
 
 
 class PublicError(GraphQLError):

@@ -89,10 +89,7 @@ async def _invitation_payload(work: Awaitable[models.Invitation]) -> InvitationP
     try:
         m = await work
     except DomainError as error:
-        retry_after = error.retry_after if isinstance(error, lifecycle.RateLimited) else None
-        return InvitationPayload(
-            invitation=None, errors=[UserError.from_error(error)], retry_after=retry_after
-        )
+        return InvitationPayload(invitation=None, errors=[UserError.from_error(error)])
     return InvitationPayload(invitation=Invitation.of(m), errors=[])
 
 

@@ -337,9 +337,6 @@ class GroupPayload:
 class InvitationPayload:
     invitation: Invitation | None = strawberry.field(description="The invitation after the change.")
     errors: list[UserError] = strawberry.field(description="Problems the user can act on.")
-    retry_after: datetime | None = strawberry.field(
-        default=None, description="With a RATE_LIMITED error: when the change may be tried again."
-    )
 
 
 @strawberry.type(description="The result of `invite`: the invitations made and per-item errors.")

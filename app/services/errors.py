@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -28,15 +29,25 @@ class ErrorCode(StrEnum):
 class DomainError(Exception):
     """A rule said no. `field` is the path of the input it concerns, if any."""
 
-    def __init__(self, code: ErrorCode, message: str, field: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        field: Sequence[str] | None = None,
+        *,
+        retry_after: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = list(field) if field else None
+        self.retry_after = retry_after
 
     def at(self, *prefix: str) -> DomainError:
         """The same error with `prefix` put before its field path (for bulk items)."""
-        return DomainError(self.code, self.message, [*prefix, *(self.field or [])])
+        return DomainError(
+            self.code, self.message, [*prefix, *(self.field or [])], retry_after=self.retry_after
+        )
 
 
 class AuthenticationRequired(Exception):

@@ -135,8 +135,12 @@ class RateLimited(DomainError):
 
     def __init__(self, message: str, retry_after: datetime) -> None:
         when = retry_after.isoformat(timespec="seconds")
-        super().__init__(ErrorCode.RATE_LIMITED, f"{message}; try again after {when}.", ["id"])
-        self.retry_after = retry_after
+        super().__init__(
+            ErrorCode.RATE_LIMITED,
+            f"{message}; try again after {when}.",
+            ["id"],
+            retry_after=retry_after,
+        )
 
 
 async def _fresh(invitation_id: UUID) -> Invitation:
