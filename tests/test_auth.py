@@ -137,3 +137,42 @@ async def test_production_masks_unexpected_errors(database: str) -> None:
             assert "graphiql" not in page.text.lower()
     finally:
         groups.visible_group = original
+
+
+async def test_jwks_url_verification(gql: GQL, settings: Settings) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from jwt.algorithms import RSAAlgorithm
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": "key-1", "use": "sig", "alg": "RS256"})
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings.jwt_jwks_url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        token = jwt.encode(_claims(), private, algorithm="RS256", headers={"kid": "key-1"})
+        data = await gql(VIEWER, auth=token)
+        assert data["viewer"]["user"] == {"externalId": "u1", "email": "u1@example.com"}
+        unknown_kid = jwt.encode(_claims(), private, algorithm="RS256", headers={"kid": "nope"})
+        body_ = await gql.raw(VIEWER, auth=unknown_kid)
+        assert body_["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

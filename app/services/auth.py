@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -97,6 +98,8 @@ def decode_jwt(settings: Settings, token: str) -> Claims:
         data = jwt.decode(
             token, key, algorithms=algorithms, audience=settings.jwt_audience, options=options
         )
+    except jwt.PyJWKClientError as exc:
+        raise InvalidCredential(f"Cannot verify the token: {exc}") from None
     except jwt.PyJWTError as exc:
         raise InvalidCredential(f"Invalid token: {exc}") from None
     sub = data.get("sub")
@@ -122,6 +125,9 @@ async def authenticate(settings: Settings, authorization: str | None) -> Princip
     credential = credential.strip()
     if credential.startswith(API_KEY_PREFIX):
         return Principal(api_key=await authenticate_api_key(credential))
+    if settings.jwt_jwks_url:
+        # Fetching the key set is blocking I/O (cached after the first time).
+        return Principal(claims=await asyncio.to_thread(decode_jwt, settings, credential))
     return Principal(claims=decode_jwt(settings, credential))
 
 
