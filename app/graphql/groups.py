@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from app import models
+from app.graphql.args import GroupIdArg, GroupTypeArg
 from app.graphql.context import Info
 from app.graphql.errors import UserError
 from app.graphql.types import Group, GroupPayload, Membership, User, Viewer
@@ -30,7 +33,9 @@ class GroupQuery:
         return Viewer(user=User.of(user), memberships=[Membership.of(m) for m in rows])
 
     @strawberry.field(description="A group, for its members and API keys.")
-    async def group(self, info: Info, group_type: str, group_id: str) -> Group | None:
+    async def group(
+        self, info: Info, group_type: GroupTypeArg, group_id: GroupIdArg
+    ) -> Group | None:
         principal = info.context.require_auth()
         m = await group_service.visible_group(principal, group_type, group_id)
         return Group.of(m) if m else None
@@ -39,7 +44,11 @@ class GroupQuery:
 @strawberry.type
 class GroupMutation:
     @strawberry.mutation(description="Create a group; a user who creates one becomes its owner.")
-    async def create_group(self, info: Info, input: CreateGroupInput) -> GroupPayload:
+    async def create_group(
+        self,
+        info: Info,
+        input: Annotated[CreateGroupInput, strawberry.argument(description="The new group.")],
+    ) -> GroupPayload:
         ctx = info.context
         try:
             m = await group_service.create_group(

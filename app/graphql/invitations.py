@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
 from app import models
+from app.graphql.args import (
+    AfterArg,
+    FirstArg,
+    GroupIdArg,
+    GroupTypeArg,
+    InvitationIdArg,
+    StatusArg,
+)
 from app.graphql.context import Info
 from app.graphql.errors import UserError, query_error
 from app.graphql.types import (
@@ -19,7 +28,7 @@ from app.graphql.types import (
     OpenInvitations,
     connection_of,
 )
-from app.models import InvitationStatus, TargetType
+from app.models import TargetType
 from app.services import autojoin
 from app.services import invitations as service
 from app.services.errors import DomainError
@@ -68,7 +77,7 @@ class InviteInput:
 @strawberry.type
 class InvitationQuery:
     @strawberry.field(description="An invitation, for those who may manage it and its invitee.")
-    async def invitation(self, info: Info, id: strawberry.ID) -> Invitation | None:
+    async def invitation(self, info: Info, id: InvitationIdArg) -> Invitation | None:
         ctx = info.context
         m = await service.get_invitation(ctx.settings, ctx.require_auth(), str(id))
         return Invitation.of(m) if m else None
@@ -77,7 +86,11 @@ class InvitationQuery:
         description="Public preview of the invitation a token opens; null for any token "
         "that does not verify. Changes nothing."
     )
-    async def invitation_by_token(self, info: Info, token: str) -> InvitationPreview | None:
+    async def invitation_by_token(
+        self,
+        info: Info,
+        token: Annotated[str, strawberry.argument(description="The token from the link.")],
+    ) -> InvitationPreview | None:
         info.context.public()
         m = await service.by_token(info.context.settings, token)
         if m is None:
@@ -104,8 +117,12 @@ class InvitationQuery:
     async def invitations(
         self,
         info: Info,
-        target_value: str,
-        target_type: TargetType = models.TargetType.EMAIL,
+        target_value: Annotated[
+            str, strawberry.argument(description="The email address (for EMAIL).")
+        ],
+        target_type: Annotated[
+            TargetType, strawberry.argument(description="What `targetValue` is.")
+        ] = models.TargetType.EMAIL,
     ) -> OpenInvitations:
         principal = info.context.require_auth()
         try:
@@ -124,11 +141,11 @@ class InvitationQuery:
     async def invitations_by_group(
         self,
         info: Info,
-        group_type: str,
-        group_id: str,
-        status: list[InvitationStatus] | None = None,
-        first: int = 50,
-        after: str | None = None,
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
+        status: StatusArg = None,
+        first: FirstArg = 50,
+        after: AfterArg = None,
     ) -> Connection[Invitation]:
         ctx = info.context
         try:
@@ -149,7 +166,11 @@ class InvitationQuery:
 @strawberry.type
 class InvitationMutation:
     @strawberry.mutation(description="Invite people by email; valid invitees go through.")
-    async def invite(self, info: Info, input: InviteInput) -> InvitePayload:
+    async def invite(
+        self,
+        info: Info,
+        input: Annotated[InviteInput, strawberry.argument(description="Whom and how to invite.")],
+    ) -> InvitePayload:
         ctx = info.context
         try:
             created, errors = await service.invite(

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
+from app.graphql.args import GroupIdArg, GroupTypeArg, InvitationIdArg
 from app.graphql.context import Info
 from app.graphql.errors import UserError
 from app.graphql.types import AcceptPayload, Group, GroupPayload, Invitation, InvitationPayload
@@ -144,7 +145,7 @@ class LifecycleMutation:
     async def update_invitation(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")],
+        id: InvitationIdArg,
         input: Annotated[UpdateInvitationInput, strawberry.argument(description="The changes.")],
     ) -> InvitationPayload:
         ctx = info.context
@@ -199,7 +200,7 @@ class LifecycleMutation:
     async def decline_invitation(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")],
+        id: InvitationIdArg,
     ) -> InvitationPayload:
         ctx = info.context
         return await _invitation_payload(
@@ -213,8 +214,8 @@ class LifecycleMutation:
     async def join_group(
         self,
         info: Info,
-        group_type: Annotated[str, strawberry.argument(description="The group's type.")],
-        group_id: Annotated[str, strawberry.argument(description="The group's external id.")],
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
     ) -> AcceptPayload:
         ctx = info.context
         try:
@@ -231,7 +232,7 @@ class LifecycleMutation:
     async def revoke_invitation(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")],
+        id: InvitationIdArg,
     ) -> InvitationPayload:
         ctx = info.context
         return await _invitation_payload(
@@ -245,7 +246,7 @@ class LifecycleMutation:
     async def resend_invitation(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")],
+        id: InvitationIdArg,
     ) -> InvitationPayload:
         ctx = info.context
         return await _invitation_payload(
@@ -259,7 +260,7 @@ class LifecycleMutation:
     async def renew_invitation(
         self,
         info: Info,
-        id: Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")],
+        id: InvitationIdArg,
         expires_in_days: Annotated[
             int | None,
             strawberry.argument(description="Days until the new expiry, 1 to 90 (default 7)."),
@@ -295,8 +296,8 @@ class LifecycleMutation:
     async def set_autojoin_domains(
         self,
         info: Info,
-        group_type: Annotated[str, strawberry.argument(description="The group's type.")],
-        group_id: Annotated[str, strawberry.argument(description="The group's external id.")],
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
         domains: Annotated[
             list[str],
             strawberry.argument(

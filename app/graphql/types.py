@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
+from app.graphql.args import AfterArg, FirstArg, StatusArg
 from app.graphql.context import Info
 from app.graphql.errors import UserError, query_error
 from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
@@ -151,7 +152,7 @@ class Group:
 
     @strawberry.field(description="The group's members, newest first.")
     async def members(
-        self, info: Info, first: int = 50, after: str | None = None
+        self, info: Info, first: FirstArg = 50, after: AfterArg = None
     ) -> MembershipConnection:
         query = models.Membership.filter(group_id=self.model.id)
         try:
@@ -168,9 +169,9 @@ class Group:
     async def invitations(
         self,
         info: Info,
-        status: list[InvitationStatus] | None = None,
-        first: int = 50,
-        after: str | None = None,
+        status: StatusArg = None,
+        first: FirstArg = 50,
+        after: AfterArg = None,
     ) -> Connection[Invitation]:
         ctx = info.context
         try:
