@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     roles: str = "owner,admin,member"
     inviter_roles: str = "owner,admin"
     graphiql: bool | None = None
+    # Origins of single-page apps allowed to call the API from a browser.
+    cors_origins: str = ""
     # arq's queue; several Usher installations can share one Redis with distinct names.
     queue_name: str = "usher:queue"
     # Delivery tries before an email is marked FAILED, and the back-off between them:
@@ -66,6 +68,11 @@ class Settings(BaseSettings):
     def secret_keys(self) -> list[str]:
         """Invitation-token secrets: the first signs, all verify."""
         return _split(self.secret_key)
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        """Browser origins allowed by CORS (`USHER_CORS_ORIGINS`, comma-separated)."""
+        return _split(self.cors_origins)
 
     @property
     def role_order(self) -> list[str]:

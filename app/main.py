@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -69,7 +71,20 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             else:
                 yield
 
+    middleware = []
+    if settings.allowed_origins:
+        # Bearer tokens, not cookies: no credentials mode is needed.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=3600,
+            )
+        )
     return Starlette(
+        middleware=middleware,
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health),

@@ -62,3 +62,29 @@ async def test_anonymous_and_bad_credentials_are_top_level_errors(gql: GQL) -> N
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     body = await gql.raw("{ viewer { user { id } } }", auth="usk_unknown")
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_cors_allows_only_configured_origins(database: str) -> None:
+    import httpx
+
+    from app.config import Settings
+    from app.main import create_app
+
+    app = create_app(Settings(cors_origins="https://app.example.com"), run_jobs=False)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://usher.test"
+    ) as http:
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
+        ok = await http.options(
+            "/graphql", headers={"Origin": "https://app.example.com", **preflight}
+        )
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        denied = await http.options(
+            "/graphql", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in denied.headers
