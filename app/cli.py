@@ -69,6 +69,29 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
     asyncio.run(_with_db(work))
 
 
+def cmd_apikey_list(_: argparse.Namespace) -> None:
+    from app.models import ApiKey
+
+    async def work() -> None:
+        for row in await ApiKey.all().order_by("created_at"):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            print(f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d}  {state}")
+
+    asyncio.run(_with_db(work))
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> None:
+    from app.services.auth import revoke_api_key
+
+    async def work() -> None:
+        count = await revoke_api_key(args.prefix)
+        if count != 1:
+            sys.exit(f"No single active key starts with {args.prefix!r} ({count} match).")
+        print(f"Revoked {args.prefix}…")
+
+    asyncio.run(_with_db(work))
+
+
 def cmd_token(args: argparse.Namespace) -> None:
     from app.services.auth import make_dev_jwt
 
@@ -121,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
     create = apikey_sub.add_parser("create", help="create a key; prints it on the last line")
     create.add_argument("--name", required=True)
     create.set_defaults(func=cmd_apikey_create)
+    apikey_sub.add_parser("list", help="list keys by prefix").set_defaults(func=cmd_apikey_list)
+    revoke = apikey_sub.add_parser("revoke", help="revoke the key with this prefix")
+    revoke.add_argument("prefix", help="the key's first 12 characters, as `list` shows")
+    revoke.set_defaults(func=cmd_apikey_revoke)
 
     token = sub.add_parser("token", help="print a development JWT on the last line")
     token.add_argument("--sub", required=True)

@@ -43,6 +43,13 @@ async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> No
     body = await gql.raw("{ viewer { user { id } } }", auth=key + "x")
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
+    listed = usher("apikey", "list", env={"DATABASE_URL": database})
+    assert f"{key[:12]}…  backend" in listed and "active" in listed
+    usher("apikey", "revoke", key[:12], env={"DATABASE_URL": database})
+    assert "revoked" in usher("apikey", "list", env={"DATABASE_URL": database})
+    body = await gql.raw("{ viewer { user { id } } }", auth=key)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
 
 def test_export_schema_writes_the_sdl(tmp_path) -> None:
     target = tmp_path / "schema.graphql"

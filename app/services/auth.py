@@ -70,6 +70,15 @@ async def create_api_key(name: str) -> tuple[ApiKey, str]:
     return row, key
 
 
+async def revoke_api_key(prefix: str) -> int:
+    """Revoke the one active key with this prefix; returns how many active keys matched."""
+    matches = ApiKey.filter(prefix=prefix[:12], revoked_at=None)
+    count = await matches.count()
+    if count == 1:
+        await matches.update(revoked_at=datetime.now(UTC))
+    return count
+
+
 async def authenticate_api_key(key: str) -> ApiKey:
     """The API key row for `key`, or InvalidCredential."""
     row = await ApiKey.get_or_none(key_hash=hash_api_key(key), revoked_at=None)
