@@ -36,6 +36,8 @@ async def _with_db(work: Callable[[], Awaitable[None]]) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.log import uvicorn_log_config
+
     settings = get_settings()
     try:
         settings.check()
@@ -50,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level="info",
+        log_config=uvicorn_log_config(),
     )
 
 
@@ -165,7 +168,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `usher` command."""
+    from app.log import RedactTokens
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
     args = parser().parse_args(argv)
     args.func(args)
 
