@@ -16,6 +16,7 @@ from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
 from app.services import invitations as invitation_service
 from app.services.errors import DomainError
 from app.services.pages import Page, paginate
+from app.services.policies import can_manage_invitation
 
 # The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
 strawberry.enum(InvitationStatus, description="Where an invitation is in its life.")
@@ -205,20 +206,6 @@ class InvitationEvent:
         return self.model.actor_api_key_id is not None  # type: ignore[attr-defined]
 
 
-async def may_manage(info: Info, m: models.Invitation) -> bool:
-    """Whether the caller may manage this invitation (and so see its link)."""
-    ctx = info.context
-    principal = ctx.principal
-    if principal.is_api_key:
-        return True
-    if principal.user is None:
-        return False
-    if m.inviter_id == principal.user.id:  # type: ignore[attr-defined]
-        return True
-    role = await ctx.loaders.viewer_role.load(m.group_id)  # type: ignore[attr-defined]
-    return role is not None and role in ctx.settings.roles_that_invite
-
-
 @strawberry.type(description="An invitation into a group, by email or by link.")
 class Invitation:
     model: strawberry.Private[models.Invitation]
@@ -286,7 +273,10 @@ class Invitation:
 
     @strawberry.field(description="The link that opens it; only for those who may manage it.")
     async def invite_url(self, info: Info) -> str | None:
-        if not await may_manage(info, self.model):
+        ctx = info.context
+        if not await can_manage_invitation(
+            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
+        ):
             return None
         return invitation_service.invite_url(info.context.settings, self.model)
 

@@ -65,7 +65,7 @@ async def set_autojoin_domains(
         raise WebmailDomains(shared)
     if wanted:
         role = role or group.autojoin_role or settings.role_order[-1]
-        await check_grant(settings, principal, group, role, ["role"])
+        await check_grant(settings, principal, group.id, role, ["role"])
     async with in_transaction():
         # Updating the group first locks its row, so two concurrent replacements of the
         # list run one after the other instead of colliding on the unique domain key.

@@ -234,7 +234,7 @@ async def invite(
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     check_payload(message, metadata, permissions, return_to)
     default_role = role or settings.role_order[-1]
-    await check_grant(settings, principal, group, default_role, ["role"])
+    await check_grant(settings, principal, group.id, default_role, ["role"])
 
     created: list[Invitation] = []
     errors: list[DomainError] = []
@@ -288,7 +288,7 @@ async def _invite_one(
         raise DomainError(ErrorCode.ALREADY_INVITED, f"{email} appears twice.", ["email"])
     seen.add(key)
     if spec.role and spec.role != role:
-        await check_grant(settings, principal, group, spec.role, ["role"])
+        await check_grant(settings, principal, group.id, spec.role, ["role"])
         role = spec.role
     for name, value in (("firstName", spec.first_name), ("lastName", spec.last_name)):
         if value is not None and len(value) > 255:

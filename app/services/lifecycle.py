@@ -101,7 +101,13 @@ async def reissuable_invitation(
     reissue an invitation above their current role; revoking it is always allowed.
     """
     invitation = await managed_invitation(settings, principal, invitation_id, field)
-    await check_grant(settings, principal, await invitation.group, invitation.role, field)
+    await check_grant(
+        settings,
+        principal,
+        invitation.group_id,  # type: ignore[attr-defined]
+        invitation.role,
+        field,
+    )
     return invitation
 
 
@@ -177,7 +183,7 @@ async def create_invite_link(
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     check_payload(message, metadata, permissions, return_to)
     role = role or settings.role_order[-1]
-    await check_grant(settings, principal, group, role, ["role"])
+    await check_grant(settings, principal, group.id, role, ["role"])
     async with in_transaction():
         invitation = await Invitation.create(
             group=group,
@@ -253,8 +259,13 @@ async def update_invitation(
     if "role" in changes:
         if not changes["role"]:
             raise DomainError(ErrorCode.INVALID_INPUT, "role cannot be empty.", ["role"])
-        group = await invitation.group
-        await check_grant(settings, principal, group, changes["role"], ["role"])
+        await check_grant(
+            settings,
+            principal,
+            invitation.group_id,  # type: ignore[attr-defined]
+            changes["role"],
+            ["role"],
+        )
     for name in ("first_name", "last_name"):
         value = changes.get(name)
         if value is not None and len(value) > 255:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
+from uuid import UUID
+
 from app.config import Settings
 from app.models import Group, Invitation, Membership
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
+
+RoleLookup = Callable[[UUID], Awaitable[str | None]]
 
 
 async def viewer_role(principal: Principal, group_id: object) -> str | None:
@@ -19,24 +25,6 @@ async def viewer_role(principal: Principal, group_id: object) -> str | None:
 def rank(settings: Settings, role: str) -> int:
     """Position in the role order: 0 is the highest role."""
     return settings.role_order.index(role)
-
-
-def higher_role(settings: Settings, a: str, b: str) -> str:
-    """The higher of two roles (an unknown role counts as the lowest)."""
-    order = settings.role_order
-
-    def key(role: str) -> int:
-        return order.index(role) if role in order else len(order)
-
-    return a if key(a) <= key(b) else b
-
-
-async def can_manage_group(settings: Settings, principal: Principal, group: Group) -> bool:
-    """API keys and members whose role may invite manage a group and its invitations."""
-    if principal.is_api_key:
-        return True
-    role = await viewer_role(principal, group.id)
-    return role is not None and role in settings.roles_that_invite
 
 
 async def require_group_manager(settings: Settings, principal: Principal, group: Group) -> None:
@@ -53,21 +41,30 @@ async def require_group_manager(settings: Settings, principal: Principal, group:
 
 
 async def can_manage_invitation(
-    settings: Settings, principal: Principal, invitation: Invitation
+    settings: Settings,
+    principal: Principal,
+    invitation: Invitation,
+    *,
+    role_in: RoleLookup | None = None,
 ) -> bool:
-    """API keys, the group's admins and the invitation's own inviter."""
+    """API keys, the group's admins and the invitation's own inviter.
+
+    `role_in(group_id)` gives the caller's role in a group; by default one query, while
+    GraphQL passes its per-request DataLoader.
+    """
     if principal.is_api_key:
         return True
     if principal.user is None:
         return False
     if invitation.inviter_id is not None and invitation.inviter_id == principal.user.id:  # type: ignore[attr-defined]
         return True
-    role = await viewer_role(principal, invitation.group_id)  # type: ignore[attr-defined]
+    lookup = role_in or partial(viewer_role, principal)
+    role = await lookup(invitation.group_id)  # type: ignore[attr-defined]
     return role is not None and role in settings.roles_that_invite
 
 
 async def check_grant(
-    settings: Settings, principal: Principal, group: Group, role: str, field: list[str]
+    settings: Settings, principal: Principal, group_id: UUID, role: str, field: list[str]
 ) -> None:
     """Raise unless `role` exists and the caller may give it (never above their own)."""
     if role not in settings.role_order:
@@ -78,7 +75,7 @@ async def check_grant(
         )
     if principal.is_api_key:
         return
-    own = await viewer_role(principal, group.id)
+    own = await viewer_role(principal, group_id)
     if own is None or rank(settings, role) < rank(settings, own):
         raise DomainError(
             ErrorCode.ROLE_NOT_ALLOWED, f"You may not grant a role above your own ({own}).", field
