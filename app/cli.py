@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.config import get_settings, tortoise_config
+from app.config import Settings, get_settings, tortoise_config
 
 
 async def migrate_database(database_url: str | None = None) -> None:
@@ -33,16 +33,22 @@ async def _with_db(work: Callable[[], Awaitable[None]]) -> None:
         await Tortoise.close_connections()
 
 
-def cmd_serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    from app.log import uvicorn_log_config
-
+def checked_settings() -> Settings:
+    """The settings, or exit with the reason they are refused."""
     settings = get_settings()
     try:
         settings.check()
     except ValueError as exc:
         sys.exit(str(exc))
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.log import uvicorn_log_config
+
+    checked_settings()
     if not args.no_migrate:
         asyncio.run(migrate_database())
     uvicorn.run(
@@ -122,9 +128,12 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
-    from app.jobs.worker import run_worker
+    from app.jobs.worker import build_worker
 
-    run_worker()
+    settings = checked_settings()
+    if not settings.redis_url:
+        sys.exit("REDIS_URL is not set: without it, `usher serve` runs the jobs in-process.")
+    build_worker(settings).run()
 
 
 def parser() -> argparse.ArgumentParser:

@@ -68,3 +68,16 @@ def test_migrate_creates_the_tables(tmp_path) -> None:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
     tables = {row[0] for row in rows}
     assert {"invitations", "groups", "memberships", "outbox", "users", "api_keys"} <= tables
+
+
+def test_worker_without_redis_says_why() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "USHER_REDIS_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "REDIS_URL is not set" in result.stderr

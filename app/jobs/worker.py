@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import Any
 
 from arq import cron, func
@@ -123,15 +122,3 @@ class WorkerSettings:
     job_completion_wait = int(get_settings().smtp_timeout_seconds) + 5
 
     redis_settings = RedisSettings.from_dsn(get_settings().redis_url or "redis://localhost:6379")
-
-
-def run_worker() -> None:
-    """Run the worker until interrupted (`usher worker`)."""
-    settings = get_settings()
-    try:
-        settings.check()
-    except ValueError as exc:
-        sys.exit(str(exc))
-    if not settings.redis_url:
-        sys.exit("REDIS_URL is not set: without it, `usher serve` runs the jobs in-process.")
-    build_worker(settings).run()
