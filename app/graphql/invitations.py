@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -44,11 +44,10 @@ class InviteeInput:
     )
 
 
-@strawberry.input(description="Invite 1 to 100 people into a group.")
-class InviteInput:
+@strawberry.input(description="What an invitation offers, and where: shared by invites and links.")
+class InvitationTermsInput:
     group_type: str = strawberry.field(description="The group's type.")
     group_id: str = strawberry.field(description="The group's external id.")
-    invitees: list[InviteeInput] = strawberry.field(description="Whom to invite (1 to 100).")
     role: str | None = strawberry.field(
         default=None, description="Role to give; default the lowest configured role."
     )
@@ -56,7 +55,7 @@ class InviteInput:
         default=None, description="Extra permissions (security profiles) to give."
     )
     message: str | None = strawberry.field(
-        default=None, description="A personal note for the email."
+        default=None, description="A personal note, shown in the email or with the link."
     )
     expires_in_days: int | None = strawberry.field(
         default=None, description="Days until expiry, 1 to 90 (default 7)."
@@ -64,14 +63,33 @@ class InviteInput:
     expires_at: datetime | None = strawberry.field(
         default=None, description="Exact expiry instead: in the future, at most 90 days ahead."
     )
-    send_email: bool = strawberry.field(default=True, description="False: Usher sends no email.")
-    draft: bool = strawberry.field(default=False, description="True: keep as DRAFT until sent.")
     metadata: JSON | None = strawberry.field(
         default=None, description="Free JSON carried to the membership."
     )
     return_to: str | None = strawberry.field(
         default=None, description="Where the app should send the user after accepting."
     )
+
+    def terms(self) -> dict[str, Any]:
+        """The shared fields as keyword arguments for the services."""
+        return {
+            "group_type": self.group_type,
+            "group_id": self.group_id,
+            "role": self.role,
+            "permissions": self.permissions,
+            "message": self.message,
+            "expires_in_days": self.expires_in_days,
+            "expires_at": self.expires_at,
+            "metadata": self.metadata,
+            "return_to": self.return_to,
+        }
+
+
+@strawberry.input(description="Invite 1 to 100 people into a group.")
+class InviteInput(InvitationTermsInput):
+    invitees: list[InviteeInput] = strawberry.field(description="Whom to invite (1 to 100).")
+    send_email: bool = strawberry.field(default=True, description="False: Usher sends no email.")
+    draft: bool = strawberry.field(default=False, description="True: keep as DRAFT until sent.")
 
 
 @strawberry.type
@@ -176,23 +194,15 @@ class InvitationMutation:
             created, errors = await service.invite(
                 ctx.settings,
                 ctx.require_auth(),
-                group_type=input.group_type,
-                group_id=input.group_id,
                 invitees=[
                     service.InviteeSpec(
                         email=i.email, first_name=i.first_name, last_name=i.last_name, role=i.role
                     )
                     for i in input.invitees
                 ],
-                role=input.role,
-                permissions=input.permissions,
-                message=input.message,
-                expires_in_days=input.expires_in_days,
-                expires_at=input.expires_at,
                 send_email=input.send_email,
                 draft=input.draft,
-                metadata=input.metadata,
-                return_to=input.return_to,
+                **input.terms(),
             )
         except DomainError as error:
             return InvitePayload(invitations=[], errors=[UserError.from_error(error)])

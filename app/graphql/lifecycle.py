@@ -13,6 +13,7 @@ from app import models
 from app.graphql.args import GroupIdArg, GroupTypeArg, InvitationIdArg
 from app.graphql.context import Info
 from app.graphql.errors import UserError
+from app.graphql.invitations import InvitationTermsInput
 from app.graphql.types import AcceptPayload, Group, GroupPayload, Invitation, InvitationPayload
 from app.graphql.types import Membership as MembershipType
 from app.services import accept, autojoin, lifecycle
@@ -22,31 +23,10 @@ from app.services.errors import DomainError
 @strawberry.input(
     description="A link anyone holding it may accept, optionally a limited number of times."
 )
-class CreateInviteLinkInput:
-    group_type: str = strawberry.field(description="The group's type.")
-    group_id: str = strawberry.field(description="The group's external id.")
-    role: str | None = strawberry.field(
-        default=None, description="Role to give; default the lowest configured role."
-    )
-    permissions: list[str] | None = strawberry.field(
-        default=None, description="Extra permissions (security profiles) to give."
-    )
-    message: str | None = strawberry.field(default=None, description="A note shown with it.")
+class CreateInviteLinkInput(InvitationTermsInput):
     max_uses: int | None = strawberry.field(
         default=None,
         description="How many different people may accept (1 to 10000); null: no limit.",
-    )
-    expires_in_days: int | None = strawberry.field(
-        default=None, description="Days until expiry, 1 to 90 (default 7)."
-    )
-    expires_at: datetime | None = strawberry.field(
-        default=None, description="Exact expiry instead: in the future, at most 90 days ahead."
-    )
-    metadata: JSON | None = strawberry.field(
-        default=None, description="Free JSON carried to the membership."
-    )
-    return_to: str | None = strawberry.field(
-        default=None, description="Where the app should send the user after accepting."
     )
 
 
@@ -117,16 +97,8 @@ class LifecycleMutation:
             lifecycle.create_invite_link(
                 ctx.settings,
                 ctx.require_auth(),
-                group_type=input.group_type,
-                group_id=input.group_id,
-                role=input.role,
-                permissions=input.permissions,
-                message=input.message,
                 max_uses=input.max_uses,
-                expires_in_days=input.expires_in_days,
-                expires_at=input.expires_at,
-                metadata=input.metadata,
-                return_to=input.return_to,
+                **input.terms(),
             )
         )
 
