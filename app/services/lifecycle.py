@@ -327,8 +327,15 @@ async def revoke_invitation(
 # --- resend and renew --------------------------------------------------------------------
 
 
-def _cooled_down(since: datetime) -> Q:
-    """Rows whose last send (or creation, if never sent) is at or before `since`."""
+def _cooled_down(settings: Settings, now: datetime) -> Q | None:
+    """Rows whose last send (or creation, if never sent) is a cool-down ago; None: no cool-down.
+
+    With no cool-down there is no condition at all: a send recorded a moment after `now`
+    was read must not refuse the resend.
+    """
+    if settings.resend_cooldown_seconds <= 0:
+        return None
+    since = now - timedelta(seconds=settings.resend_cooldown_seconds)
     return Q(last_sent_at__lte=since) | Q(last_sent_at__isnull=True, created_at__lte=since)
 
 
@@ -391,7 +398,6 @@ async def resend_invitation(
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
     await _check_daily_cap(settings, invitation.id, now)
-    cooldown = timedelta(seconds=settings.resend_cooldown_seconds)
     queued = False
     async with in_transaction():
         resent = await transition(
@@ -399,7 +405,7 @@ async def resend_invitation(
             from_statuses=[InvitationStatus.PENDING],
             unexpired=True,
             now=now,
-            extra=_cooled_down(now - cooldown),
+            extra=_cooled_down(settings, now),
             **_resend_changes(invitation, now),
         )
         if resent:
@@ -441,7 +447,7 @@ async def renew_invitation(
     extra = None
     if resend:
         await _check_daily_cap(settings, invitation.id, now)
-        extra = _cooled_down(now - timedelta(seconds=settings.resend_cooldown_seconds))
+        extra = _cooled_down(settings, now)
         changes.update(_resend_changes(invitation, now))
     was = effective_status(invitation, now)
     queued = False
