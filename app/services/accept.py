@@ -127,6 +127,34 @@ async def grant_membership(
     return membership, False
 
 
+async def _admit(
+    settings: Settings, principal: Principal, invitation: Invitation, user_id: UUID
+) -> tuple[Membership, bool]:
+    """Inside an accept's transaction: the membership, and the notice to the inviter."""
+    granted = await grant_membership(
+        settings,
+        user_id=user_id,
+        group_id=invitation.group_id,  # type: ignore[attr-defined]
+        role=invitation.role,
+        permissions=invitation.permissions,
+        via=JoinMethod.INVITATION,
+        invitation_id=invitation.id,
+    )
+    if invitation.inviter_id is not None:  # type: ignore[attr-defined]
+        await OutboxMessage.create(
+            kind=MessageKind.ACCEPTED_NOTICE,
+            invitation_id=invitation.id,
+            token_version=invitation.token_version,
+        )
+    return granted
+
+
+def _notify_inviter(invitation: Invitation) -> None:
+    """After the accept's commit: wake the relay for the notice, if one was written."""
+    if invitation.inviter_id is not None:  # type: ignore[attr-defined]
+        outbox.notify()
+
+
 async def _accept_email(
     settings: Settings,
     principal: Principal,
@@ -151,28 +179,12 @@ async def _accept_email(
             accepted_at=now,
         )
         if accepted:
-            membership, created = await grant_membership(
-                settings,
-                user_id=user.id,
-                group_id=invitation.group_id,  # type: ignore[attr-defined]
-                role=invitation.role,
-                permissions=invitation.permissions,
-                via=JoinMethod.INVITATION,
-                invitation_id=invitation.id,
-            )
+            membership, created = await _admit(settings, principal, invitation, user.id)
             detail = {"role": membership.role, "newMember": created}
             await record_event(invitation.id, EventType.ACCEPTED, principal, detail)
-            notice = invitation.inviter_id is not None  # type: ignore[attr-defined]
-            if notice:
-                await OutboxMessage.create(
-                    kind=MessageKind.ACCEPTED_NOTICE,
-                    invitation_id=invitation.id,
-                    token_version=invitation.token_version,
-                )
     if not accepted:
         raise await refusal(invitation.id, "accepted", field, token_version=token_version)
-    if notice:
-        outbox.notify()
+    _notify_inviter(invitation)
     return Accepted(await Invitation.get(id=invitation.id), membership)
 
 
@@ -213,29 +225,13 @@ async def _accept_link(
                 extra=Q(max_uses__isnull=False, use_count__gte=F("max_uses")),
                 status=InvitationStatus.ACCEPTED,
             )
-            membership, _ = await grant_membership(
-                settings,
-                user_id=user.id,
-                group_id=group_id,
-                role=invitation.role,
-                permissions=invitation.permissions,
-                via=JoinMethod.INVITATION,
-                invitation_id=invitation.id,
-            )
+            membership, _ = await _admit(settings, principal, invitation, user.id)
             await record_event(invitation.id, EventType.ACCEPTED, principal, {"link": True})
-            notice = invitation.inviter_id is not None  # type: ignore[attr-defined]
-            if notice:
-                await OutboxMessage.create(
-                    kind=MessageKind.ACCEPTED_NOTICE,
-                    invitation_id=invitation.id,
-                    token_version=invitation.token_version,
-                )
     except _NotCounted:
         raise await refusal(
             invitation.id, "accepted", field, token_version=invitation.token_version
         ) from None
-    if notice:
-        outbox.notify()
+    _notify_inviter(invitation)
     return Accepted(await Invitation.get(id=invitation.id), membership)
 
 
