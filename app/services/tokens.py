@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
 import uuid
 from collections.abc import Sequence
@@ -20,6 +21,9 @@ from collections.abc import Sequence
 PREFIX = "inv_"
 _MAC_BYTES = 16  # 128 bits
 _DOMAIN = b"usher/invitation-token/v1"
+_RAW_LENGTH = 16 + 4 + _MAC_BYTES  # id, version, MAC: 36 bytes, a multiple of 3
+_BODY_LENGTH = _RAW_LENGTH * 4 // 3  # so base64 needs no padding: 48 characters
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 
 
 def _mac(secret: str, invitation_id: uuid.UUID, version: int) -> bytes:
@@ -33,16 +37,29 @@ def make_token(secret: str, invitation_id: uuid.UUID, version: int) -> str:
     return PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def read_token(secrets: Sequence[str], token: str) -> tuple[uuid.UUID, int] | None:
-    """(invitation id, version) if `token` was signed by one of `secrets`, else None."""
-    if not token.startswith(PREFIX) or len(token) > 100:
+def _decode_body(body: str) -> bytes | None:
+    """The bytes of a token body in its one canonical spelling, else None.
+
+    base64 decoders forgive a lot (padding, `+` and `/`, characters they skip), which would
+    let one token be written many ways; only what `make_token` writes is read.
+    """
+    if len(body) != _BODY_LENGTH or not _ALPHABET.fullmatch(body):
         return None
-    body = token[len(PREFIX) :]
     try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        raw = base64.urlsafe_b64decode(body)
     except (binascii.Error, ValueError):
         return None
-    if len(raw) != 16 + 4 + _MAC_BYTES:
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != body:
+        return None
+    return raw
+
+
+def read_token(secrets: Sequence[str], token: str) -> tuple[uuid.UUID, int] | None:
+    """(invitation id, version) if `token` is exactly as signed by one of `secrets`, else None."""
+    if not token.startswith(PREFIX):
+        return None
+    raw = _decode_body(token[len(PREFIX) :])
+    if raw is None:
         return None
     invitation_id = uuid.UUID(bytes=raw[:16])
     (version,) = struct.unpack(">I", raw[16:20])
