@@ -16,6 +16,7 @@ from app.services.errors import DomainError, ErrorCode
 from app.services.groups import find_group
 from app.services.invitations import manageable_group, normalize_email
 from app.services.policies import check_grant
+from app.services.text import check_text
 
 MAX_DOMAINS = 100
 
@@ -31,8 +32,8 @@ def _is_shared(domain: str) -> bool:
 
 def normalize_domain(value: str, index: int) -> str:
     """A domain as stored (lower-case, like the domain part of an email key), or an error."""
-    text = value.strip().lstrip("@").rstrip(".")
     field = ["domains", str(index)]
+    text = check_text(value, field).strip().lstrip("@").rstrip(".")
     if not text or "@" in text or "." not in text:
         raise DomainError(ErrorCode.INVALID_INPUT, f"{value!r} is not a domain.", field)
     try:

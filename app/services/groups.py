@@ -9,19 +9,14 @@ from app.config import Settings
 from app.models import Group, JoinMethod, Membership
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
+from app.services.text import check_text, is_clean
 
 
 def _text(value: str, field: str, max_length: int) -> str:
-    value = value.strip()
+    value = check_text(value, [field]).strip()
     if not value:
         raise DomainError(ErrorCode.INVALID_INPUT, f"{field} must not be empty.", [field])
-    if len(value) > max_length:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            f"{field} must be at most {max_length} characters.",
-            [field],
-        )
-    return value
+    return check_text(value, [field], max_length=max_length)
 
 
 async def create_group(
@@ -51,7 +46,9 @@ async def create_group(
 
 
 async def find_group(group_type: str, group_id: str) -> Group | None:
-    """The group with this type and external id."""
+    """The group with this type and external id (None for text no group can have)."""
+    if not (is_clean(group_type) and is_clean(group_id)):
+        return None
     return await Group.get_or_none(type=group_type, external_id=group_id)
 
 

@@ -33,6 +33,7 @@ from app.services.errors import DomainError, ErrorCode
 from app.services.groups import find_group
 from app.services.pages import Page, paginate
 from app.services.policies import can_manage_invitation, check_grant, require_group_manager
+from app.services.text import check_json, check_text
 from app.services.tokens import make_token, read_token
 
 MAX_INVITEES = 100
@@ -40,6 +41,7 @@ MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 90, 7
 MAX_MESSAGE = 2000
 MAX_METADATA_BYTES = 16_384
 MAX_PERMISSIONS = 50
+MAX_NAME = 255
 
 
 def utcnow() -> datetime:
@@ -99,7 +101,11 @@ def resolve_expiry(
 
 
 def normalize_email(value: str) -> tuple[str, str]:
-    """(address as it will be shown, lower-cased key for matching), or INVALID_EMAIL."""
+    """(address as it will be shown, lower-cased key for matching), or INVALID_EMAIL.
+
+    Control characters are INVALID_INPUT, as in every other text field.
+    """
+    check_text(value, ["email"])
     try:
         result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
@@ -158,18 +164,17 @@ def check_payload(
     return_to: str | None,
 ) -> None:
     """Raise INVALID_INPUT if what an invitation carries is too big or malformed."""
-    if message is not None and len(message) > MAX_MESSAGE:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            f"message must be at most {MAX_MESSAGE} characters.",
-            ["message"],
-        )
+    if message is not None:
+        check_text(message, ["message"], prose=True, max_length=MAX_MESSAGE)
     if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
         raise DomainError(
             ErrorCode.INVALID_INPUT,
             f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON.",
             ["metadata"],
         )
+    check_json(metadata, ["metadata"])
+    for index, permission in enumerate(permissions or []):
+        check_text(permission, ["permissions", str(index)])
     if permissions is not None and (
         len(permissions) > MAX_PERMISSIONS or any(not p.strip() or len(p) > 64 for p in permissions)
     ):
@@ -178,10 +183,15 @@ def check_payload(
             f"permissions: at most {MAX_PERMISSIONS} names of 1 to 64 characters.",
             ["permissions"],
         )
-    if return_to is not None and len(return_to) > 2048:
-        raise DomainError(
-            ErrorCode.INVALID_INPUT, "returnTo must be at most 2048 characters.", ["returnTo"]
-        )
+    if return_to is not None:
+        check_text(return_to, ["returnTo"], max_length=2048)
+
+
+def check_names(first_name: str | None, last_name: str | None) -> None:
+    """Raise INVALID_INPUT if an invitee's first or last name is too long or malformed."""
+    for field, value in (("firstName", first_name), ("lastName", last_name)):
+        if value is not None:
+            check_text(value, [field], max_length=MAX_NAME)
 
 
 @dataclass
@@ -284,15 +294,13 @@ async def _invite_one(
     now: datetime,
 ) -> Invitation:
     email, key = normalize_email(spec.email)
+    check_names(spec.first_name, spec.last_name)
     if key in seen:
         raise DomainError(ErrorCode.ALREADY_INVITED, f"{email} appears twice.", ["email"])
     seen.add(key)
     if spec.role and spec.role != role:
         await check_grant(settings, principal, group.id, spec.role, ["role"])
         role = spec.role
-    for name, value in (("firstName", spec.first_name), ("lastName", spec.last_name)):
-        if value is not None and len(value) > 255:
-            raise DomainError(ErrorCode.INVALID_INPUT, f"{name} is too long.", [name])
     if await Membership.exists(group_id=group.id, user__email__iexact=key):
         raise DomainError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member.", ["email"])
 

@@ -32,6 +32,7 @@ from app.services.errors import DomainError, ErrorCode
 from app.services.invitations import (
     MAX_DAYS,
     MIN_DAYS,
+    check_names,
     check_payload,
     effective_status,
     manageable_group,
@@ -266,11 +267,7 @@ async def update_invitation(
             changes["role"],
             ["role"],
         )
-    for name in ("first_name", "last_name"):
-        value = changes.get(name)
-        if value is not None and len(value) > 255:
-            input_name = _INPUT_NAMES[name]
-            raise DomainError(ErrorCode.INVALID_INPUT, f"{input_name} is too long.", [input_name])
+    check_names(changes.get("first_name"), changes.get("last_name"))
     if "permissions" in changes and changes["permissions"] is None:
         changes["permissions"] = []
     check_payload(
