@@ -7,6 +7,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config import DEV_JWT_SECRET, DEV_SECRET_KEY, Settings
 from app.main import create_app
+from app.models import User
 from app.services.auth import InvalidCredential, decode_jwt
 from tests.conftest import GQL
 
@@ -176,3 +177,55 @@ async def test_jwks_url_verification(gql: GQL, settings: Settings) -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+BAD_CLAIMS = {
+    "sub over 255": {"sub": "s" * 256},
+    "name over 255": {"name": "n" * 256},
+    "email over 320": {"email": "e" * 309 + "@example.com"},
+    "NUL in sub": {"sub": "u\x001"},
+    "NUL in name": {"name": "Una\x00"},
+    "NUL in email": {"email": "u1\x00@example.com"},
+    "escape in name": {"name": "\x1b[31mUna"},
+    "surrogate in name": {"name": "Una\ud800"},
+    "number as name": {"name": 5},
+    "list as email": {"email": ["u1@example.com"]},
+    "object as name": {"name": {"first": "Una"}},
+    "boolean as email": {"email": True},
+    "number as sub": {"sub": 12345},
+    "empty sub": {"sub": ""},
+}
+
+
+@pytest.mark.parametrize("claims", BAD_CLAIMS.values(), ids=BAD_CLAIMS.keys())
+def test_claims_usher_cannot_store_are_an_invalid_credential(claims: dict[str, object]) -> None:
+    settings = Settings()
+    token = jwt.encode(_claims(**claims), settings.jwt_secret, algorithm="HS256")
+    with pytest.raises(InvalidCredential, match="Invalid token"):
+        decode_jwt(settings, token)
+
+
+@pytest.mark.parametrize("claims", BAD_CLAIMS.values(), ids=BAD_CLAIMS.keys())
+async def test_bad_claims_are_unauthenticated_not_a_server_error(
+    gql: GQL, settings: Settings, claims: dict[str, object]
+) -> None:
+    token = jwt.encode(_claims(**claims), settings.jwt_secret, algorithm="HS256")
+    response = await gql.http.post(
+        "/graphql", json={"query": VIEWER}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert await User.all().count() == 0
+
+
+async def test_claims_at_their_limits_are_stored(gql: GQL, settings: Settings) -> None:
+    claims = {"sub": "s" * 255, "name": "n" * 255, "email": "e" * 308 + "@example.com"}
+    token = jwt.encode(_claims(**claims), settings.jwt_secret, algorithm="HS256")
+    data = await gql(VIEWER, auth=token)
+    assert data["viewer"]["user"]["externalId"] == "s" * 255
+    user = await User.get(external_id="s" * 255)
+    assert (user.name, user.email) == ("n" * 255, claims["email"])
+    # Absent or empty optional claims are simply not there.
+    token = jwt.encode(_claims(sub="u2", email="", name=None), settings.jwt_secret, "HS256")
+    assert (await gql(VIEWER, auth=token))["viewer"]["user"] == {"externalId": "u2", "email": None}

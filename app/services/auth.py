@@ -14,8 +14,11 @@ import jwt
 
 from app.config import Settings
 from app.models import ApiKey, User
+from app.services.text import is_clean
 
 API_KEY_PREFIX = "usk_"
+# The columns of `users` the claims are stored in.
+_CLAIM_LENGTHS = {"sub": 255, "email": 320, "name": 255}
 
 
 @dataclass(frozen=True)
@@ -111,17 +114,33 @@ def decode_jwt(settings: Settings, token: str) -> Claims:
         raise InvalidCredential(f"Cannot verify the token: {exc}") from None
     except jwt.PyJWTError as exc:
         raise InvalidCredential(f"Invalid token: {exc}") from None
-    sub = data.get("sub")
-    if not isinstance(sub, str) or not sub:
+    sub = _text_claim(data, "sub")
+    if sub is None:
         raise InvalidCredential("Invalid token: 'sub' must be a non-empty string")
-    email = data.get("email")
-    name = data.get("name")
     return Claims(
         sub=sub,
-        email=email if isinstance(email, str) and email else None,
+        email=_text_claim(data, "email"),
         email_verified=data.get("email_verified") is True,
-        name=name if isinstance(name, str) and name else None,
+        name=_text_claim(data, "name"),
     )
+
+
+def _text_claim(data: dict[str, Any], claim: str) -> str | None:
+    """A text claim as Usher stores it on the user, None if absent or empty.
+
+    The claims are written to the user row on every request, outside GraphQL's error
+    handling: one the row cannot hold must fail as a credential, not as a server error.
+    """
+    value = data.get(claim)
+    if value is None or value == "":
+        return None
+    limit = _CLAIM_LENGTHS[claim]
+    if not isinstance(value, str) or len(value) > limit or not is_clean(value):
+        raise InvalidCredential(
+            f"Invalid token: '{claim}' must be a string of at most {limit} characters "
+            "without control characters"
+        )
+    return value
 
 
 async def authenticate(settings: Settings, authorization: str | None) -> Principal:
