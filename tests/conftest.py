@@ -3,10 +3,11 @@ and GraphQL over HTTP through the ASGI app."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,26 @@ def make_group(gql: GQL) -> Callable[..., Awaitable[dict[str, Any]]]:
         return group
 
     return make
+
+
+class QueryLog(logging.Handler):
+    """Counts the SQL statements Tortoise sends."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statements.append(record.getMessage())
+
+
+@pytest.fixture
+def queries() -> Iterator[QueryLog]:
+    handler = QueryLog()
+    logger = logging.getLogger("tortoise.db_client")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)

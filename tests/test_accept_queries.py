@@ -2,36 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-
-import pytest
-
-from tests.conftest import GQL, INVITE
+from tests.conftest import GQL, INVITE, QueryLog
 from tests.lifecycle_helpers import ACCEPT, ACCEPT_IDS, token_of
-
-
-class QueryLog(logging.Handler):
-    """Counts the SQL statements Tortoise sends."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.statements.append(record.getMessage())
-
-
-@pytest.fixture
-def queries() -> Iterator[QueryLog]:
-    handler = QueryLog()
-    logger = logging.getLogger("tortoise.db_client")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 async def _invite(gql: GQL, auth: str, groups: int) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import FieldExtension
+from strawberry.types.field import StrawberryField
 
 from app.services.errors import DomainError, ErrorCode
 
@@ -47,3 +50,28 @@ def query_error(error: DomainError) -> PublicError:
 def unauthenticated(reason: str = "Authentication required.") -> PublicError:
     """The error for a missing or invalid credential."""
     return PublicError(reason, "UNAUTHENTICATED")
+
+
+class DomainErrors(FieldExtension):
+    """The one place a `DomainError` reaches the client.
+
+    On a field whose type is a payload (it has `errors`), the error becomes the payload's
+    `errors`, the rest left empty; on any other field, a top-level error with the code.
+    """
+
+    payload: Any = None
+
+    def apply(self, field: StrawberryField) -> None:
+        definition = getattr(field.type, "__strawberry_definition__", None)
+        if definition is not None and any(f.name == "errors" for f in definition.fields):
+            self.payload = field.type
+
+    async def resolve_async(
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except DomainError as error:
+            if self.payload is None:
+                raise query_error(error) from None
+            return self.payload(errors=[UserError.from_error(e) for e in error.errors])

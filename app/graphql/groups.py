@@ -6,13 +6,10 @@ from typing import Annotated
 
 import strawberry
 
-from app import models
 from app.graphql.args import GroupIdArg, GroupTypeArg
 from app.graphql.context import Info
-from app.graphql.errors import UserError
 from app.graphql.types import Group, GroupPayload, Membership, User, Viewer
 from app.services import groups as group_service
-from app.services.errors import DomainError
 
 
 @strawberry.input(description="A new group.")
@@ -29,7 +26,7 @@ class GroupQuery:
         user = info.context.require_auth().user
         if user is None:
             return None
-        rows = await models.Membership.filter(user_id=user.id).order_by("joined_at")
+        rows = await group_service.memberships_of(user.id)
         return Viewer(user=User.of(user), memberships=[Membership.of(m) for m in rows])
 
     @strawberry.field(description="A group, for its members and API keys.")
@@ -50,14 +47,11 @@ class GroupMutation:
         input: Annotated[CreateGroupInput, strawberry.argument(description="The new group.")],
     ) -> GroupPayload:
         ctx = info.context
-        try:
-            m = await group_service.create_group(
-                ctx.settings,
-                ctx.require_auth(),
-                type=input.type,
-                external_id=input.external_id,
-                name=input.name,
-            )
-        except DomainError as error:
-            return GroupPayload(group=None, errors=[UserError.from_error(error)])
-        return GroupPayload(group=Group.of(m), errors=[])
+        m = await group_service.create_group(
+            ctx.settings,
+            ctx.require_auth(),
+            type=input.type,
+            external_id=input.external_id,
+            name=input.name,
+        )
+        return GroupPayload(group=Group.of(m))

@@ -18,7 +18,7 @@ from app.graphql.args import (
     StatusArg,
 )
 from app.graphql.context import Info
-from app.graphql.errors import UserError, query_error
+from app.graphql.errors import UserError
 from app.graphql.types import (
     Connection,
     Group,
@@ -26,12 +26,12 @@ from app.graphql.types import (
     InvitationPreview,
     InvitePayload,
     OpenInvitations,
-    connection_of,
+    invitation_connection,
 )
 from app.models import TargetType
 from app.services import autojoin
 from app.services import invitations as service
-from app.services.errors import DomainError
+from app.services.pages import Window
 
 
 @strawberry.input(description="One person to invite.")
@@ -143,13 +143,10 @@ class InvitationQuery:
         ] = models.TargetType.EMAIL,
     ) -> OpenInvitations:
         principal = info.context.require_auth()
-        try:
-            rows = await service.open_invitations(
-                principal, target_type=target_type, target_value=target_value
-            )
-            groups = await autojoin.autojoin_groups(principal, email=target_value)
-        except DomainError as error:
-            raise query_error(error) from None
+        rows = await service.open_invitations(
+            principal, target_type=target_type, target_value=target_value
+        )
+        groups = await autojoin.autojoin_groups(principal, email=target_value)
         return OpenInvitations(
             invitations=[Invitation.of(m) for m in rows],
             autojoin_groups=[Group.of(g) for g in groups],
@@ -166,19 +163,16 @@ class InvitationQuery:
         after: AfterArg = None,
     ) -> Connection[Invitation]:
         ctx = info.context
-        try:
-            page = await service.invitations_by_group(
-                ctx.settings,
-                ctx.require_auth(),
-                group_type=group_type,
-                group_id=group_id,
-                statuses=status,
-                first=first,
-                after=after,
-            )
-        except DomainError as error:
-            raise query_error(error) from None
-        return connection_of(page)
+        key, page = await service.invitations_by_group(
+            ctx.settings,
+            ctx.require_auth(),
+            group_type=group_type,
+            group_id=group_id,
+            statuses=status,
+            window=Window.of(first, after),
+            pages=ctx.loaders.invitation_page.load,
+        )
+        return invitation_connection(ctx, key, page)
 
 
 @strawberry.type
@@ -190,22 +184,19 @@ class InvitationMutation:
         input: Annotated[InviteInput, strawberry.argument(description="Whom and how to invite.")],
     ) -> InvitePayload:
         ctx = info.context
-        try:
-            created, errors = await service.invite(
-                ctx.settings,
-                ctx.require_auth(),
-                invitees=[
-                    service.InviteeSpec(
-                        email=i.email, first_name=i.first_name, last_name=i.last_name, role=i.role
-                    )
-                    for i in input.invitees
-                ],
-                send_email=input.send_email,
-                draft=input.draft,
-                **input.terms(),
-            )
-        except DomainError as error:
-            return InvitePayload(invitations=[], errors=[UserError.from_error(error)])
+        created, errors = await service.invite(
+            ctx.settings,
+            ctx.require_auth(),
+            invitees=[
+                service.InviteeSpec(
+                    email=i.email, first_name=i.first_name, last_name=i.last_name, role=i.role
+                )
+                for i in input.invitees
+            ],
+            send_email=input.send_email,
+            draft=input.draft,
+            **input.terms(),
+        )
         return InvitePayload(
             invitations=[Invitation.of(m) for m in created],
             errors=[UserError.from_error(e) for e in errors],

@@ -67,11 +67,7 @@ class UpdateInvitationInput:
 
 
 async def _invitation_payload(work: Awaitable[models.Invitation]) -> InvitationPayload:
-    try:
-        m = await work
-    except DomainError as error:
-        return InvitationPayload(invitation=None, errors=[UserError.from_error(error)])
-    return InvitationPayload(invitation=Invitation.of(m), errors=[])
+    return InvitationPayload(invitation=Invitation.of(await work))
 
 
 def _accept_payload(done: list[accept.Accepted], errors: list[DomainError]) -> AcceptPayload:
@@ -139,10 +135,7 @@ class LifecycleMutation:
         ],
     ) -> AcceptPayload:
         ctx = info.context
-        try:
-            done = await accept.accept_by_token(ctx.settings, ctx.require_auth(), token=token)
-        except DomainError as error:
-            return _accept_payload([], [error])
+        done = await accept.accept_by_token(ctx.settings, ctx.require_auth(), token=token)
         return _accept_payload([done], [])
 
     @strawberry.mutation(
@@ -160,12 +153,9 @@ class LifecycleMutation:
         ],
     ) -> AcceptPayload:
         ctx = info.context
-        try:
-            done, errors = await accept.accept_by_ids(
-                ctx.settings, ctx.require_auth(), ids=[str(i) for i in ids]
-            )
-        except DomainError as error:
-            return _accept_payload([], [error])
+        done, errors = await accept.accept_by_ids(
+            ctx.settings, ctx.require_auth(), ids=[str(i) for i in ids]
+        )
         return _accept_payload(done, errors)
 
     @strawberry.mutation(description="Decline an invitation to the signed-in user's email.")
@@ -190,15 +180,10 @@ class LifecycleMutation:
         group_id: GroupIdArg,
     ) -> AcceptPayload:
         ctx = info.context
-        try:
-            m = await autojoin.join_group(
-                ctx.settings, ctx.require_auth(), group_type=group_type, group_id=group_id
-            )
-        except DomainError as error:
-            return AcceptPayload(
-                invitations=[], memberships=[], errors=[UserError.from_error(error)]
-            )
-        return AcceptPayload(invitations=[], memberships=[MembershipType.of(m)], errors=[])
+        m = await autojoin.join_group(
+            ctx.settings, ctx.require_auth(), group_type=group_type, group_id=group_id
+        )
+        return AcceptPayload(memberships=[MembershipType.of(m)])
 
     @strawberry.mutation(description="Revoke a DRAFT, PENDING or EXPIRED invitation, for good.")
     async def revoke_invitation(
@@ -284,17 +269,12 @@ class LifecycleMutation:
         ] = None,
     ) -> GroupPayload:
         ctx = info.context
-        try:
-            m = await autojoin.set_autojoin_domains(
-                ctx.settings,
-                ctx.require_auth(),
-                group_type=group_type,
-                group_id=group_id,
-                domains=domains,
-                role=role,
-            )
-        except autojoin.WebmailDomains as error:
-            return GroupPayload(group=None, errors=[UserError.from_error(e) for e in error.errors])
-        except DomainError as error:
-            return GroupPayload(group=None, errors=[UserError.from_error(error)])
-        return GroupPayload(group=Group.of(m), errors=[])
+        m = await autojoin.set_autojoin_domains(
+            ctx.settings,
+            ctx.require_auth(),
+            group_type=group_type,
+            group_id=group_id,
+            domains=domains,
+            role=role,
+        )
+        return GroupPayload(group=Group.of(m))

@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 
 from app.config import get_settings
-from app.graphql.errors import PublicError
+from app.graphql.errors import DomainErrors, PublicError
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
@@ -25,6 +25,13 @@ class Query(GroupQuery, InvitationQuery):
 class Mutation(GroupMutation, InvitationMutation, LifecycleMutation):
     pass
 
+
+# Every root field turns a service's DomainError into payload errors or a top-level
+# error in one place (nested fields that can fail declare the extension themselves).
+for _root in (Query, Mutation):
+    for _field in _root.__strawberry_definition__.fields:  # type: ignore[union-attr]
+        if _field.is_async:
+            _field.extensions.append(DomainErrors())
 
 log = logging.getLogger("usher.graphql")
 

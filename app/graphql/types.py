@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Generic, TypeVar, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from tortoise.models import Model
 
 from app import models
 from app.graphql.args import AfterArg, FirstArg, StatusArg
-from app.graphql.context import Info
-from app.graphql.errors import UserError, query_error
+from app.graphql.context import Context, Info
+from app.graphql.errors import DomainErrors, UserError
 from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
+from app.services import autojoin
+from app.services import groups as group_service
 from app.services import invitations as invitation_service
-from app.services.errors import DomainError
-from app.services.pages import Page, paginate
+from app.services.pages import Page, PageKey, Window
 from app.services.policies import can_manage_invitation
 
 # The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
@@ -27,6 +31,7 @@ strawberry.enum(
 )
 
 N = TypeVar("N")
+M = TypeVar("M", bound=Model)
 
 
 @strawberry.type(description="Where a page ends, and whether more follow.")
@@ -45,15 +50,30 @@ class Edge(Generic[N]):
 class Connection(Generic[N]):
     edges: list[Edge[N]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Paging information.")
-    total_count: int = strawberry.field(description="How many items match, across all pages.")
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many items match, across all pages.")
+    async def total_count(self) -> int:
+        # Counted only when asked for: a page by cursor rarely needs it.
+        return await self.count()
 
 
-def connection_of(page: Page[models.Invitation]) -> Connection[Invitation]:
-    """An InvitationConnection from a page of invitations."""
+async def _none() -> int:
+    return 0
+
+
+def connection_of(
+    page: Page[M] | None, node: Callable[[M], N], count: Callable[[], Awaitable[int]]
+) -> Connection[N]:
+    """A connection over a page; None (the caller may not see these) gives an empty one."""
+    if page is None:
+        return Connection(
+            edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None), count=_none
+        )
     return Connection(
-        edges=[Edge(cursor=c, node=Invitation.of(m)) for c, m in page.rows],
+        edges=[Edge(cursor=c, node=node(m)) for c, m in page.rows],
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-        total_count=page.total_count,
+        count=count,
     )
 
 
@@ -115,13 +135,6 @@ class Membership:
         return await _group(info, self.model.group_id)  # type: ignore[attr-defined]
 
 
-@strawberry.type(description="A group's members, newest first.")
-class MembershipConnection:
-    edges: list[Edge[Membership]] = strawberry.field(description="The members of this page.")
-    page_info: PageInfo = strawberry.field(description="Paging information.")
-    total_count: int = strawberry.field(description="How many members the group has.")
-
-
 @strawberry.type(description="An organization, workspace, board…: what people are invited into.")
 class Group:
     model: strawberry.Private[models.Group]
@@ -129,7 +142,6 @@ class Group:
     type: str = strawberry.field(description="The host app's kind of group, e.g. `workspace`.")
     external_id: str = strawberry.field(description="The host app's id for the group.")
     name: str = strawberry.field(description="Display name, shown in emails.")
-    autojoin_role: str | None = strawberry.field(description="Role given to people who autojoin.")
 
     @classmethod
     def of(cls, m: models.Group) -> Group:
@@ -140,33 +152,56 @@ class Group:
             type=m.type,
             external_id=m.external_id,
             name=m.name,
-            autojoin_role=m.autojoin_role,
         )
 
-    @strawberry.field(description="Email domains whose verified users may join; empty: off.")
+    @strawberry.field(
+        description="Email domains whose verified users may join; empty: off. Shown to the "
+        "group's members and API keys; empty for anyone else."
+    )
     async def autojoin_domains(self, info: Info) -> list[str]:
-        return await info.context.loaders.autojoin_domains.load(self.model.id)
+        loaders = info.context.loaders
+        return await autojoin.visible_domains(
+            info.context.principal,
+            self.model.id,
+            domains=loaders.autojoin_domains.load,
+            role_in=loaders.viewer_role.load,
+        )
+
+    @strawberry.field(
+        description="Role given to people who autojoin; for the group's members and API keys."
+    )
+    async def autojoin_role(self, info: Info) -> str | None:
+        return await autojoin.visible_role(
+            info.context.principal, self.model, role_in=info.context.loaders.viewer_role.load
+        )
 
     @strawberry.field(description="The signed-in user's role in this group, if a member.")
     async def viewer_role(self, info: Info) -> str | None:
         return await info.context.loaders.viewer_role.load(self.model.id)
 
-    @strawberry.field(description="The group's members, newest first.")
+    @strawberry.field(
+        description="The group's members, newest first; empty unless the caller is a member "
+        "or an API key.",
+        extensions=[DomainErrors()],
+    )
     async def members(
         self, info: Info, first: FirstArg = 50, after: AfterArg = None
-    ) -> MembershipConnection:
-        query = models.Membership.filter(group_id=self.model.id)
-        try:
-            page = await paginate(query, stamp_field="joined_at", first=first, after=after)
-        except DomainError as error:
-            raise query_error(error) from None
-        return MembershipConnection(
-            edges=[Edge(cursor=c, node=Membership.of(m)) for c, m in page.rows],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count,
+    ) -> Connection[Membership]:
+        loaders = info.context.loaders
+        key = PageKey(self.model.id, Window.of(first, after))
+        page = await group_service.group_members(
+            info.context.principal,
+            key,
+            pages=loaders.member_page.load,
+            role_in=loaders.viewer_role.load,
         )
+        return connection_of(page, Membership.of, partial(loaders.member_count.load, key.count_key))
 
-    @strawberry.field(description="The group's invitations, newest first (admins and API keys).")
+    @strawberry.field(
+        description="The group's invitations, newest first; empty unless the caller may manage "
+        "them (API keys and the roles that may invite).",
+        extensions=[DomainErrors()],
+    )
     async def invitations(
         self,
         info: Info,
@@ -175,18 +210,23 @@ class Group:
         after: AfterArg = None,
     ) -> Connection[Invitation]:
         ctx = info.context
-        try:
-            page = await invitation_service.group_invitations(
-                ctx.settings,
-                ctx.require_auth(),
-                self.model,
-                statuses=status,
-                first=first,
-                after=after,
-            )
-        except DomainError as error:
-            raise query_error(error) from None
-        return connection_of(page)
+        key = PageKey(self.model.id, Window.of(first, after), frozenset(status or ()))
+        page = await invitation_service.group_invitations(
+            ctx.settings,
+            ctx.principal,
+            key,
+            pages=ctx.loaders.invitation_page.load,
+            role_in=ctx.loaders.viewer_role.load,
+        )
+        return invitation_connection(ctx, key, page)
+
+
+def invitation_connection(
+    ctx: Context, key: PageKey, page: Page[models.Invitation] | None
+) -> Connection[Invitation]:
+    """An InvitationConnection over a page, counting through the request's loader."""
+    count = partial(ctx.loaders.invitation_count.load, key.count_key)
+    return connection_of(page, Invitation.of, count)
 
 
 @strawberry.type(description="An entry in an invitation's audit trail.")
@@ -318,28 +358,49 @@ class OpenInvitations:
     )
 
 
+# Every field of a payload has a default, so the error mapper (`DomainErrors`) can make
+# one from its errors alone.
+
+
 @strawberry.type(description="The result of a mutation on a group.")
 class GroupPayload:
-    group: Group | None = strawberry.field(description="The group, if the mutation succeeded.")
-    errors: list[UserError] = strawberry.field(description="Problems the user can act on.")
+    group: Group | None = strawberry.field(
+        default=None, description="The group, if the mutation succeeded."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Problems the user can act on."
+    )
 
 
 @strawberry.type(description="The result of a mutation on one invitation.")
 class InvitationPayload:
-    invitation: Invitation | None = strawberry.field(description="The invitation after the change.")
-    errors: list[UserError] = strawberry.field(description="Problems the user can act on.")
+    invitation: Invitation | None = strawberry.field(
+        default=None, description="The invitation after the change."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Problems the user can act on."
+    )
 
 
 @strawberry.type(description="The result of `invite`: the invitations made and per-item errors.")
 class InvitePayload:
-    invitations: list[Invitation] = strawberry.field(description="The invitations created.")
+    invitations: list[Invitation] = strawberry.field(
+        default_factory=list, description="The invitations created."
+    )
     errors: list[UserError] = strawberry.field(
-        description='Problems, each naming its item, e.g. ["invitees", "3", "email"].'
+        default_factory=list,
+        description='Problems, each naming its item, e.g. ["invitees", "3", "email"].',
     )
 
 
 @strawberry.type(description="The result of accepting or joining.")
 class AcceptPayload:
-    invitations: list[Invitation] = strawberry.field(description="The invitations accepted.")
-    memberships: list[Membership] = strawberry.field(description="The memberships now held.")
-    errors: list[UserError] = strawberry.field(description="Problems, each naming its item.")
+    invitations: list[Invitation] = strawberry.field(
+        default_factory=list, description="The invitations accepted."
+    )
+    memberships: list[Membership] = strawberry.field(
+        default_factory=list, description="The memberships now held."
+    )
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Problems, each naming its item."
+    )

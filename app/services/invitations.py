@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,8 +32,24 @@ from app.services import outbox
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
 from app.services.groups import find_group
-from app.services.pages import Page, paginate
-from app.services.policies import can_manage_invitation, check_grant, require_group_manager
+from app.services.pages import (
+    CountKey,
+    Page,
+    PageKey,
+    PageLoader,
+    Where,
+    Window,
+    db_value,
+    load_counts,
+    load_pages,
+)
+from app.services.policies import (
+    RoleLookup,
+    can_manage_invitation,
+    check_grant,
+    is_manager,
+    require_group_manager,
+)
 from app.services.text import check_json, check_text
 from app.services.tokens import make_token, read_token
 
@@ -57,17 +74,25 @@ def effective_status(invitation: Invitation, now: datetime | None = None) -> Inv
     return InvitationStatus(invitation.status)
 
 
-def status_filter(statuses: Sequence[InvitationStatus], now: datetime) -> Q:
-    """A filter matching invitations whose *effective* status is one of `statuses`."""
-    q = Q(pk__isnull=True)  # matches nothing; OR-ed with each wanted status
-    for status in set(statuses):
-        if status == InvitationStatus.PENDING:
-            q |= Q(status=status, expires_at__gt=now)
-        elif status == InvitationStatus.EXPIRED:
-            q |= Q(status=status) | Q(status=InvitationStatus.PENDING, expires_at__lte=now)
+def status_where(wanted: frozenset[str]) -> Where:
+    """SQL matching invitations whose *effective* status is one of `wanted` (empty: all)."""
+    if not wanted:
+        return Where()
+    now = db_value(Invitation, "expires_at", utcnow())
+    pending = InvitationStatus.PENDING.value
+    parts: list[str] = []
+    params: list[object] = []
+    for value in sorted(wanted):
+        if value == pending:
+            parts.append('("status" = ? AND "expires_at" > ?)')
+            params += [pending, now]
+        elif value == InvitationStatus.EXPIRED.value:
+            parts.append('"status" = ? OR ("status" = ? AND "expires_at" <= ?)')
+            params += [value, pending, now]
         else:
-            q |= Q(status=status)
-    return q
+            parts.append('"status" = ?')
+            params.append(value)
+    return Where(" OR ".join(f"({p})" for p in parts), tuple(params))
 
 
 def resolve_expiry(
@@ -369,6 +394,15 @@ async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: 
     return int(flipped)
 
 
+async def events_of(invitation_ids: Sequence[UUID]) -> list[list[InvitationEvent]]:
+    """Each invitation's audit trail, oldest first, in one query (for a DataLoader)."""
+    by_invitation: dict[UUID, list[InvitationEvent]] = defaultdict(list)
+    rows = InvitationEvent.filter(invitation_id__in=list(invitation_ids)).order_by("created_at")
+    for event in await rows:
+        by_invitation[event.invitation_id].append(event)  # type: ignore[attr-defined]
+    return [by_invitation[i] for i in invitation_ids]
+
+
 async def get_invitation(
     settings: Settings, principal: Principal, invitation_id: str
 ) -> Invitation | None:
@@ -417,21 +451,30 @@ async def open_invitations(
     ).order_by("-created_at")
 
 
+async def invitation_pages(keys: Sequence[PageKey]) -> list[Page[Invitation]]:
+    """Pages of groups' invitations, newest first, batched (for a DataLoader)."""
+    return await load_pages(
+        Invitation, parent="group_id", stamp="created_at", keys=keys, where=status_where
+    )
+
+
+async def invitation_counts(keys: Sequence[CountKey]) -> list[int]:
+    """How many invitations each key matches, batched (for a DataLoader)."""
+    return await load_counts(Invitation, parent="group_id", keys=keys, where=status_where)
+
+
 async def group_invitations(
     settings: Settings,
     principal: Principal,
-    group: Group,
+    key: PageKey,
     *,
-    statuses: Sequence[InvitationStatus] | None,
-    first: int,
-    after: str | None,
-) -> Page[Invitation]:
-    """A page of a group's invitations for those who may manage them."""
-    await require_group_manager(settings, principal, group)
-    query = Invitation.filter(group_id=group.id)
-    if statuses:
-        query = query.filter(status_filter(statuses, utcnow()))
-    return await paginate(query, stamp_field="created_at", first=first, after=after)
+    pages: PageLoader[Invitation],
+    role_in: RoleLookup | None = None,
+) -> Page[Invitation] | None:
+    """A page of a group's invitations, or None for callers who may not manage them."""
+    if not await is_manager(settings, principal, key.parent_id, role_in=role_in):
+        return None
+    return await pages(key)
 
 
 async def invitations_by_group(
@@ -441,11 +484,10 @@ async def invitations_by_group(
     group_type: str,
     group_id: str,
     statuses: Sequence[InvitationStatus] | None,
-    first: int,
-    after: str | None,
-) -> Page[Invitation]:
-    """`invitationsByGroup`: a page of the named group's invitations."""
+    window: Window,
+    pages: PageLoader[Invitation],
+) -> tuple[PageKey, Page[Invitation]]:
+    """`invitationsByGroup`: a page of the named group's invitations, and its key."""
     group = await manageable_group(settings, principal, group_type, group_id)
-    return await group_invitations(
-        settings, principal, group, statuses=statuses, first=first, after=after
-    )
+    key = PageKey(group.id, window, frozenset(statuses or ()))
+    return key, await pages(key)

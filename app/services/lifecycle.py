@@ -21,7 +21,6 @@ from app.models import (
     Invitation,
     InvitationEvent,
     InvitationStatus,
-    Membership,
     MessageKind,
     OutboxMessage,
     TargetType,
@@ -41,7 +40,7 @@ from app.services.invitations import (
     transition,
     utcnow,
 )
-from app.services.policies import can_manage_invitation, check_grant
+from app.services.policies import can_manage_invitation, check_grant, is_member
 
 MAX_LINK_USES = 10_000
 DAY = timedelta(days=1)
@@ -68,7 +67,7 @@ def parse_id(value: str, field: list[str]) -> UUID:
 async def managed_invitation(
     settings: Settings, principal: Principal, invitation_id: str, field: list[str]
 ) -> Invitation:
-    """The invitation if the caller may manage it (API key, group admin, its inviter).
+    """The invitation if the caller may manage it (API keys, the roles that may invite).
 
     Callers who cannot even see it are told it does not exist.
     """
@@ -77,17 +76,12 @@ async def managed_invitation(
         raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)
     if await can_manage_invitation(settings, principal, invitation):
         return invitation
-    user = principal.user
-    is_member = user is not None and await Membership.exists(
-        user_id=user.id,
-        group_id=invitation.group_id,  # type: ignore[attr-defined]
-    )
-    if is_member or (
+    if await is_member(principal, invitation.group_id) or (  # type: ignore[attr-defined]
         principal.verified_email is not None and principal.verified_email == invitation.email_key
     ):
         raise DomainError(
             ErrorCode.FORBIDDEN,
-            "Only the group's admins and the inviter may manage this invitation.",
+            "Only those who may invite in this group may manage its invitations.",
             field,
         )
     raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field)

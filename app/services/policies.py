@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from uuid import UUID
 
@@ -22,9 +22,40 @@ async def viewer_role(principal: Principal, group_id: object) -> str | None:
     return membership.role if membership else None
 
 
+async def roles_of(user_id: UUID | None, group_ids: Sequence[UUID]) -> list[str | None]:
+    """A user's role in each of the groups (None where not a member), in one query."""
+    if user_id is None:
+        return [None] * len(group_ids)
+    rows = await Membership.filter(user_id=user_id, group_id__in=list(group_ids))
+    roles = {m.group_id: m.role for m in rows}  # type: ignore[attr-defined]
+    return [roles.get(i) for i in group_ids]
+
+
+def _lookup(principal: Principal, role_in: RoleLookup | None) -> RoleLookup:
+    return role_in or partial(viewer_role, principal)
+
+
 def rank(settings: Settings, role: str) -> int:
     """Position in the role order: 0 is the highest role."""
     return settings.role_order.index(role)
+
+
+async def is_member(
+    principal: Principal, group_id: UUID, *, role_in: RoleLookup | None = None
+) -> bool:
+    """Members and API keys may see a group's members and its autojoin settings."""
+    if principal.is_api_key:
+        return True
+    return await _lookup(principal, role_in)(group_id) is not None
+
+
+async def is_manager(
+    settings: Settings, principal: Principal, group_id: UUID, *, role_in: RoleLookup | None = None
+) -> bool:
+    """API keys and members whose role may invite manage a group's invitations."""
+    if principal.is_api_key:
+        return True
+    return await _lookup(principal, role_in)(group_id) in settings.roles_that_invite
 
 
 async def require_group_manager(settings: Settings, principal: Principal, group: Group) -> None:
@@ -47,20 +78,15 @@ async def can_manage_invitation(
     *,
     role_in: RoleLookup | None = None,
 ) -> bool:
-    """API keys, the group's admins and the invitation's own inviter.
+    """API keys and those who may invite in the invitation's group now.
 
+    An inviter manages their own invitations only while their role still lets them
+    invite: one whose membership was removed or lowered keeps no hold on what they sent.
     `role_in(group_id)` gives the caller's role in a group; by default one query, while
     GraphQL passes its per-request DataLoader.
     """
-    if principal.is_api_key:
-        return True
-    if principal.user is None:
-        return False
-    if invitation.inviter_id is not None and invitation.inviter_id == principal.user.id:  # type: ignore[attr-defined]
-        return True
-    lookup = role_in or partial(viewer_role, principal)
-    role = await lookup(invitation.group_id)  # type: ignore[attr-defined]
-    return role is not None and role in settings.roles_that_invite
+    group_id: UUID = invitation.group_id  # type: ignore[attr-defined]
+    return await is_manager(settings, principal, group_id, role_in=role_in)
 
 
 async def check_grant(
