@@ -26,7 +26,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
 from app.graphql.errors import PublicError
-from app.graphql.limits import MAX_BODY_BYTES
+from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
 
 log = logging.getLogger("usher.graphql")
@@ -54,6 +54,8 @@ class UsherGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, "Unable to parse request body as JSON") from exc
         if not isinstance(value, dict):
             raise HTTPException(400, "Expected a JSON object.")
+        if json_too_deep(value):
+            raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
         return value
 
     async def execute_single(

@@ -75,7 +75,9 @@ def sql() -> Iterator[SQLLog]:
 def _chain(levels: int) -> str:
     """Fragments each spreading the previous one twice: 2**levels fields once expanded."""
     fragments = ["fragment F0 on Query { __typename }"]
-    fragments += [f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)]
+    fragments += [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} }}" for i in range(1, levels + 1)
+    ]
     return f"query {{ ...F{levels} }} " + " ".join(fragments)
 
 
@@ -88,7 +90,13 @@ def _refusal(body: dict[str, Any]) -> dict[str, Any]:
 
 
 NESTED_MEMBERS = "members(first: 100) { edges { node { group { members(first: 100) { edges { node { user { id name } } } } } } } }"
-ALIASED_MEMBERS = "{ " + " ".join(f"a{i}: viewer {{ memberships {{ group {{ {NESTED_MEMBERS} }} }} }}" for i in range(30)) + " }"
+ALIASED_MEMBERS = (
+    "{ "
+    + " ".join(
+        f"a{i}: viewer {{ memberships {{ group {{ {NESTED_MEMBERS} }} }} }}" for i in range(30)
+    )
+    + " }"
+)
 
 ADMIN_PAGE = """
 query($first: Int!) {
@@ -122,7 +130,9 @@ def test_the_checker_walks_each_fragment_once() -> None:
 
 
 async def test_a_fragment_cycle_is_a_clean_error(gql: GQL, sql: SQLLog) -> None:
-    body = await gql.raw("{ ...A } fragment A on Query { ...B } fragment B on Query { viewer { ...C } } fragment C on Viewer { ...A }")
+    body = await gql.raw(
+        "{ ...A } fragment A on Query { ...B } fragment B on Query { viewer { ...C } } fragment C on Viewer { ...A }"
+    )
     assert "spreads itself" in _refusal(body)["message"]
     assert sql.statements == []
 
@@ -144,7 +154,9 @@ async def test_the_cost_limit_is_a_setting_and_follows_variables(api_key: str, m
         error = _refusal(await gql.raw(ADMIN_PAGE, {"first": 50}, auth=api_key))
         assert "1,000" in error["message"]
         # The schema's default (50) counts when `first` is left out; a huge one counts 100.
-        default = ADMIN_PAGE.replace("$first: Int!", "$first: Int! = 1").replace(", first: $first", "")
+        default = ADMIN_PAGE.replace("$first: Int!", "$first: Int! = 1").replace(
+            ", first: $first", ""
+        )
         _refusal(await gql.raw(default, auth=api_key))
         assert (await gql.raw(ADMIN_PAGE, {"first": 10**12}, auth=api_key))["errors"][0][
             "extensions"
@@ -175,11 +187,26 @@ async def test_an_admin_page_and_the_readme_tour_are_accepted(gql: GQL, api_key:
 @pytest.mark.parametrize(
     ("document", "limit"),
     [
-        ("{ " + " ".join(f"a{i}: __typename" for i in range(limits.MAX_ALIASES + 1)) + " }", limits.MAX_ALIASES),
-        ("{ " + "__typename @skip(if: false) " * (limits.MAX_DIRECTIVES + 1) + "}", limits.MAX_DIRECTIVES),
-        ("{ ...F0 } " + " ".join(f"fragment F{i} on Query {{ __typename }}" for i in range(limits.MAX_FRAGMENTS + 1)), limits.MAX_FRAGMENTS),
+        (
+            "{ " + " ".join(f"a{i}: __typename" for i in range(limits.MAX_ALIASES + 1)) + " }",
+            limits.MAX_ALIASES,
+        ),
+        (
+            "{ " + "__typename @skip(if: false) " * (limits.MAX_DIRECTIVES + 1) + "}",
+            limits.MAX_DIRECTIVES,
+        ),
+        (
+            "{ ...F0 } "
+            + " ".join(
+                f"fragment F{i} on Query {{ __typename }}" for i in range(limits.MAX_FRAGMENTS + 1)
+            ),
+            limits.MAX_FRAGMENTS,
+        ),
         ("{ " + "__typename " * (limits.MAX_FIELDS + 1) + "}", limits.MAX_FIELDS),
-        ("{ viewer { memberships { group { members { edges { node { group { members { edges { node { group { members { edges { node { user { id } } } } } } } } } } } } } } } }", limits.MAX_DEPTH),
+        (
+            "{ viewer { memberships { group { members { edges { node { group { members { edges { node { group { members { edges { node { user { id } } } } } } } } } } } } } } } }",
+            limits.MAX_DEPTH,
+        ),
         ("{ " + "__typename " * 20_000 + "}", limits.MAX_TOKENS),
         ("#\n" * (limits.MAX_COMMENTS + 1) + "{ __typename }", limits.MAX_COMMENTS),
     ],
@@ -241,14 +268,18 @@ async def test_introspection_is_off_in_production(api_key: str) -> None:
 
 async def test_bodies_over_one_mebibyte_get_413(client: httpx.AsyncClient) -> None:
     big = b'{"query": "{ __typename }", "variables": {"pad": "' + b"x" * (2 << 20) + b'"}}'
-    declared = await client.post("/graphql", content=big, headers={"content-type": "application/json"})
+    declared = await client.post(
+        "/graphql", content=big, headers={"content-type": "application/json"}
+    )
     assert declared.status_code == 413
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(big), 64 * 1024):
             yield big[start : start + 64 * 1024]
 
-    streamed = await client.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    streamed = await client.post(
+        "/graphql", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert streamed.status_code == 413
     # Just under the limit is fine.
     padded = {"query": "{ __typename }", "variables": {"pad": "x" * 1_000_000}}
@@ -269,16 +300,44 @@ async def test_bodies_over_one_mebibyte_get_413(client: httpx.AsyncClient) -> No
         b'{"query": "{ __typename }", "operationName": 5}',
         b'{"query": "{ __typename }"',
     ],
-    ids=["deep-array", "deep-variables", "bad-utf8", "string", "null", "array", "query-int", "variables-list", "name-int", "truncated"],
+    ids=[
+        "deep-array",
+        "deep-variables",
+        "bad-utf8",
+        "string",
+        "null",
+        "array",
+        "query-int",
+        "variables-list",
+        "name-int",
+        "truncated",
+    ],
 )
 async def test_malformed_bodies_get_400(client: httpx.AsyncClient, body: bytes) -> None:
-    response = await client.post("/graphql", content=body, headers={"content-type": "application/json"})
+    response = await client.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400, response.text
+
+
+async def test_json_nesting_is_bounded(client: httpx.AsyncClient) -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {}
+        for _ in range(levels - 2):  # the body and `variables` are two levels
+            value = {"a": value}
+        return {"query": "{ __typename }", "variables": value}
+
+    at_limit = await client.post("/graphql", json=nested(limits.MAX_JSON_DEPTH))
+    assert at_limit.json() == {"data": {"__typename": "Query"}}
+    over = await client.post("/graphql", json=nested(limits.MAX_JSON_DEPTH + 1))
+    assert over.status_code == 400 and f"{limits.MAX_JSON_DEPTH}" in over.text
 
 
 async def test_malformed_query_string_variables_get_400(client: httpx.AsyncClient) -> None:
     for variables in ("[1]", "{", "[" * 2_000):
-        response = await client.get("/graphql", params={"query": "{ __typename }", "variables": variables})
+        response = await client.get(
+            "/graphql", params={"query": "{ __typename }", "variables": variables}
+        )
         assert response.status_code == 400, response.text
 
 

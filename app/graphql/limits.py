@@ -62,6 +62,11 @@ from app.services.pages import MAX_PAGE
 # `invite` of 100 people with metadata for each, is a few tens of kilobytes.
 MAX_BODY_BYTES = 1024 * 1024
 
+# Nesting of the JSON in a body or in `variables`. Real variables and metadata nest a few
+# levels; much deeper values would reach Python's recursion limit wherever they are
+# encoded again (the response, the database, webhooks).
+MAX_JSON_DEPTH = 64
+
 # Lexical tokens in a document. Parsing is linear in tokens; the largest real document,
 # an `invite` with 100 invitees written inline, has under 2,000.
 MAX_TOKENS = 10_000
@@ -122,6 +127,21 @@ def refusal(message: str, limit: int | None = None, measured: int | None = None)
 def bound_validation() -> None:
     """Lower graphql-core's budget for comparing same-named fields (its documented knob)."""
     overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
+
+
+def json_too_deep(value: object) -> bool:
+    """True if `value` nests lists and objects deeper than MAX_JSON_DEPTH (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if not isinstance(item, list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def parse_document(query: str) -> DocumentNode:
