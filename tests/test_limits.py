@@ -163,6 +163,23 @@ async def test_the_cost_limit_is_a_setting_and_follows_variables(api_key: str, m
         ]["code"] == "QUERY_TOO_COMPLEX"
 
 
+async def test_only_the_chosen_operation_is_costed(api_key: str, make_group) -> None:
+    await make_group(api_key)
+    cheap = 'query Cheap($first: Int! = 1) { invitationsByGroup(groupType: "org", groupId: "acme", first: $first) { totalCount } }'
+    document = cheap + ADMIN_PAGE.replace("query($first: Int!)", "query Page($first: Int! = 100)")
+    async with _gql(_settings(max_query_cost=1_000)) as gql:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        chosen = {"query": document, "operationName": "Cheap"}
+        response = await gql.http.post("/graphql", json=chosen, headers=headers)
+        assert response.json() == {"data": {"invitationsByGroup": {"totalCount": 0}}}
+        # The other operation's smaller default for $first does not hide this one's.
+        chosen["operationName"] = "Page"
+        response = await gql.http.post("/graphql", json=chosen, headers=headers)
+        error = _refusal(response.json())
+        # 1 + 100 * 26 for the page; with the other default, 1, it would be 27.
+        assert error["extensions"]["measured"] == 2_601 and "2,601" in error["message"]
+
+
 async def test_an_admin_page_and_the_readme_tour_are_accepted(gql: GQL, api_key: str) -> None:
     olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
     ben = gql.token("ben", "ben@example.com")

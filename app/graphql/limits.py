@@ -194,6 +194,11 @@ def page_types(schema: GraphQLSchema) -> frozenset[str]:
     return frozenset(names)
 
 
+def _int(literal: IntValueNode) -> int:
+    # Long literals are refused by validation anyway, and int() of them is slow.
+    return int(literal.value) if len(literal.value) < 10 else MAX_PAGE
+
+
 def _selections(selection_set: SelectionSetNode | None) -> Iterator[Any]:
     return iter(selection_set.selections if selection_set else ())
 
@@ -206,7 +211,7 @@ class _Meter:
     variables: Mapping[str, Any]
     result: Measurement = field(default_factory=Measurement)
     measured: dict[str, Measure] = field(default_factory=dict)
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, int] = field(default_factory=dict)
 
     def count(self, definition: DefinitionNode) -> list[str]:
         """Count what `definition` writes; return the names of the fragments it spreads."""
@@ -214,7 +219,11 @@ class _Meter:
         self.result.directives += len(getattr(definition, "directives", None) or ())
         for variable in getattr(definition, "variable_definitions", None) or ():
             self.result.directives += len(variable.directives or ())
-            self.defaults.setdefault(variable.variable.name.value, variable.default_value)
+            if isinstance(variable.default_value, IntValueNode):
+                # Fragments are costed once for all operations: take the largest default.
+                name = variable.variable.name.value
+                value = _int(variable.default_value)
+                self.defaults[name] = max(self.defaults.get(name, value), value)
         spreads: list[str] = []
         stack = [getattr(definition, "selection_set", None)]
         while stack:
@@ -302,15 +311,10 @@ class _Meter:
         value = argument.default_value
         written = next((a.value for a in node.arguments or () if a.name.value == "first"), None)
         if isinstance(written, IntValueNode):
-            # Long literals are refused by validation anyway; int() of them is slow.
-            value = int(written.value) if len(written.value) < 10 else MAX_PAGE
+            value = _int(written)
         elif isinstance(written, VariableNode):
             name = written.name.value
-            if name in self.variables:
-                value = self.variables[name]
-            elif isinstance(self.defaults.get(name), IntValueNode):
-                literal = self.defaults[name].value
-                value = int(literal) if len(literal) < 10 else MAX_PAGE
+            value = self.variables.get(name, self.defaults.get(name, value))
         elif written is not None:
             value = MAX_PAGE  # not an integer: refused later, counted as a full page here
         if value is Undefined or not isinstance(value, int) or isinstance(value, bool):
@@ -401,11 +405,8 @@ def check(measurement: Measurement, max_cost: int) -> None:
             measurement.depth,
         )
     if measurement.cost > max_cost:
-        shown = (
-            f"at least {COST_CEILING:,}"
-            if measurement.cost >= COST_CEILING
-            else (f"{measurement.cost:,}")
-        )
+        ceiling = measurement.cost >= COST_CEILING
+        shown = f"at least {COST_CEILING:,}" if ceiling else f"{measurement.cost:,}"
         raise refusal(
             f"The operation's cost is {shown} (estimated nodes); the limit is {max_cost:,}.",
             max_cost,
