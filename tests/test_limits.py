@@ -241,6 +241,14 @@ async def test_many_fields_are_refused_before_validation(gql: GQL) -> None:
     assert "field selections" in _refusal(body)["message"]
 
 
+async def test_pairwise_field_comparisons_are_bounded(gql: GQL, sql: SQLLog) -> None:
+    # Within every written limit, but 124,251 pairs of same-named fields to compare.
+    fields = " ".join(f'invitation(id: "{i}") {{ id }}' for i in range(limits.MAX_FIELDS // 2 - 1))
+    body = await gql.raw("{ " + fields + " }")
+    assert body == {"data": None, "errors": [{"message": "Validation aborted."}]}
+    assert sql.statements == []
+
+
 async def test_a_refused_mutation_writes_nothing(gql: GQL, api_key: str) -> None:
     creates = " ".join(
         f'g{i}: createGroup(input: {{type: "org", externalId: "g{i}", name: "G"}}) {{ errors {{ code }} }}'
