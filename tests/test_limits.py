@@ -183,7 +183,7 @@ async def test_only_the_chosen_operation_is_costed(api_key: str, make_group) -> 
 async def test_an_admin_page_and_the_readme_tour_are_accepted(gql: GQL, api_key: str) -> None:
     olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
     ben = gql.token("ben", "ben@example.com")
-    blocks = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
+    blocks: list[str] = re.findall(r"```graphql\n(.*?)```", README.read_text(), re.S)
 
     def tour(field: str) -> str:
         [block] = [b for b in blocks if re.search(rf"\b{field}\(", b)]
