@@ -423,7 +423,11 @@ class DocumentLimits(SchemaExtension):
         self.max_cost = max_cost
 
     def on_parse(self) -> Iterator[None]:
-        """Parse here, so the parser stops at the token budget."""
+        """Parse here, so the parser stops at the token budget.
+
+        strawberry's documented place for custom parsing: it parses only when this
+        left `graphql_document` empty, and its ParseOptions cannot carry the budget.
+        """
         context = self.execution_context
         if context.graphql_document is None and context.query:
             context.graphql_document = parse_document(context.query)
