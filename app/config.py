@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     batch_size: int = 500
     # How often the in-process runner sweeps when nothing wakes it.
     inline_interval_seconds: float = 30.0
+    # Estimated nodes one operation may ask for (app/graphql/limits.py says how they are
+    # counted): a page of 100 invitations with their group, inviter and events costs
+    # about 2,400; a user's groups with 100 members each and those members' groups with
+    # 100 members each cost over 400,000 and are refused.
+    max_query_cost: int = 50_000
+    # An operation still running after this long is cancelled (its transaction rolls back).
+    query_timeout_seconds: float = 10.0
+    # Introspection in production; development always has it (GraphiQL needs it).
+    introspection: bool = False
 
     @property
     def secret_keys(self) -> list[str]:
@@ -94,6 +103,11 @@ class Settings(BaseSettings):
         """GraphiQL is on in development and off in production unless asked for."""
         return (not self.is_production) if self.graphiql is None else self.graphiql
 
+    @property
+    def introspection_enabled(self) -> bool:
+        """Introspection is on in development, and in production only when asked for."""
+        return not self.is_production or self.introspection
+
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return float(
@@ -112,6 +126,10 @@ class Settings(BaseSettings):
         unknown = [r for r in self.roles_that_invite if r not in self.role_order]
         if unknown:
             problems.append(f"USHER_INVITER_ROLES names unknown roles: {', '.join(unknown)}")
+        if self.max_query_cost < 1:
+            problems.append("USHER_MAX_QUERY_COST must be at least 1")
+        if self.query_timeout_seconds <= 0:
+            problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
         if self.is_production:
             if DEV_SECRET_KEY in self.secret_keys:
                 problems.append(

@@ -2,35 +2,125 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
+from app.graphql.errors import PublicError
+from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
+
+log = logging.getLogger("usher.graphql")
 
 
 class UsherGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with Usher's context."""
+    """Strawberry's ASGI view with Usher's context, a time limit, and 400 for bad JSON."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
-            build_schema(production=settings.is_production),
+            build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
         )
         self.settings = settings
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return await build_context(self.settings, request)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A JSON object (the body, or `variables` in a query string), else HTTP 400."""
+        try:
+            value = json.loads(data)
+        # Invalid UTF-8 is a ValueError; nesting deeper than the stack is a RecursionError.
+        except (ValueError, RecursionError) as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if not isinstance(value, dict):
+            raise HTTPException(400, "Expected a JSON object.")
+        if json_too_deep(value):
+            raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+        return value
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Run one operation, cancelling it after USHER_QUERY_TIMEOUT_SECONDS."""
+        seconds = self.settings.query_timeout_seconds
+        timeout = asyncio.timeout(seconds)
+        try:
+            async with timeout:
+                return await super().execute_single(
+                    request, request_adapter, sub_response, context, root_value, request_data
+                )
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+        log.warning("operation %s cancelled after %ss", request_data.operation_name, seconds)
+        message = f"The operation took longer than {seconds:g} seconds and was stopped."
+        return ExecutionResult(data=None, errors=[PublicError(message, "TIMEOUT")])
+
+
+class BodyLimit:
+    """Answers 413 to a body over `limit` bytes, declared or streamed, before it is parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse on Content-Length at once; otherwise count the chunks as they arrive."""
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and (len(declared) > 15 or int(declared) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLarge:
+            # The view reads the whole body before it answers, so nothing was sent yet.
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse(
+            f"Request body larger than {self.limit} bytes.", status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
 
 
 async def health(_: Request) -> Response:
@@ -86,7 +176,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     return Starlette(
         middleware=middleware,
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(graphql, MAX_BODY_BYTES), methods=["GET", "POST"]),
             Route("/health", health),
             Route("/accept", accept_page),
         ],

@@ -6,14 +6,15 @@ import logging
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.graphql.errors import DomainErrors, PublicError
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
+from app.graphql.limits import DocumentLimits, bound_validation
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
@@ -42,17 +43,19 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, PublicError)
 
 
-def build_schema(*, production: bool | None = None) -> strawberry.Schema:
-    """The GraphQL schema; in production unexpected errors are masked."""
-    if production is None:
-        production = get_settings().is_production
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=12),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
-    ]
-    if production:
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The GraphQL schema: documents over the limits are refused before they run,
+    introspection follows the settings, and in production unexpected errors are masked."""
+    settings = settings or get_settings()
+    bound_validation()
+    max_cost = settings.max_query_cost
+    extensions: list[Callable[[], SchemaExtension]] = [lambda: DocumentLimits(max_cost=max_cost)]
+    if not settings.introspection_enabled:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    if settings.is_production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 
-schema = build_schema(production=False)
+# The schema `usher export-schema` prints; the app builds its own from its settings.
+schema = build_schema(Settings(env="development"))

@@ -1,0 +1,451 @@
+"""What one GraphQL document may cost, measured before anything runs it.
+
+Usher faces the internet (DESIGN.md, "Safe to expose"): a request must never cost the
+server far more than it costs the caller. A few hundred bytes of fragments that spread
+each other twice expand exponentially; a page of groups whose members each list their
+groups' members asks for millions of rows; thousands of fields sharing one name make
+graphql-core's OverlappingFieldsCanBeMerged rule quadratic. So every document is parsed
+with a token budget and then measured here, before graphql-core's validation and
+before any resolver, in time linear in its size: each definition is walked once and a
+fragment spread reuses the fragment's measure instead of walking it again. A document
+over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit.
+
+The cost estimates the nodes a response can hold: every field counts 1, a field with a
+`first` argument multiplies what it contains by its page size, and a plain list field
+by `LIST_ESTIMATE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    DefinitionNode,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLArgument,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SchemaMetaFieldDef,
+    SelectionNode,
+    SelectionSetNode,
+    TypeMetaFieldDef,
+    TypeNameMetaFieldDef,
+    Undefined,
+    VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_introspection_type,
+    is_list_type,
+    parse,
+)
+from graphql.validation.rules import overlapping_fields_can_be_merged
+from strawberry.extensions import SchemaExtension
+
+from app.graphql.errors import PublicError
+from app.services.pages import MAX_PAGE
+
+# The largest body accepted on /graphql (HTTP 413 beyond). The largest real request, an
+# `invite` of 100 people with metadata for each, is a few tens of kilobytes.
+MAX_BODY_BYTES = 1024 * 1024
+
+# Nesting of the JSON in a body or in `variables`. Real variables and metadata nest a few
+# levels; much deeper values would reach Python's recursion limit wherever they are
+# encoded again (the response, the database, webhooks).
+MAX_JSON_DEPTH = 64
+
+# Lexical tokens in a document. Parsing is linear in tokens; the largest real document,
+# an `invite` with 100 invitees written inline, has under 2,000.
+MAX_TOKENS = 10_000
+
+# Comments in a document: the lexer keeps each one in memory. GraphiQL's welcome text is
+# about 30 lines.
+MAX_COMMENTS = 1_000
+
+# Fragment definitions in a document. Generated clients define one per component; a
+# page of an admin app uses a few dozen.
+MAX_FRAGMENTS = 100
+
+# Field selections written in a document (each fragment counted once). graphql-core's
+# check that same-named fields can merge compares them pairwise; GraphiQL's
+# introspection query has about 100.
+MAX_FIELDS = 1_000
+
+# Aliases written in a document. Each one makes a field run again (for instance one
+# more token guess or mutation in a single request); screens need a handful.
+MAX_ALIASES = 100
+
+# Directives written in a document (@include, @skip); clients use a few.
+MAX_DIRECTIVES = 50
+
+# Nesting of fields. GraphiQL's introspection query is 15 deep (nine `ofType` levels);
+# Usher's own deepest useful path, a group's invitations with their group's members'
+# users, is 10.
+MAX_DEPTH = 15
+
+# What a list without `first` is counted as: a user's memberships, an invitation's
+# events, the open invitations for one address are typically a few, rarely dozens.
+LIST_ESTIMATE = 10
+
+# The same for the schema's own lists in introspection, answered from memory: Usher's
+# schema has 44 types, 3.3 fields per type and 0.3 arguments per field on average.
+# GraphiQL's introspection query then costs about 8,600 (its answer has 3,500 nodes);
+# with LIST_ESTIMATE it would cost 52,000.
+INTROSPECTION_LIST_ESTIMATE = 5
+
+# Costs are clamped here, so a document that expands exponentially never builds huge
+# integers; anything this large is far over any limit.
+COST_CEILING = 10**12
+
+# Work budget of graphql-core's OverlappingFieldsCanBeMerged rule, which compares fields
+# sharing a response name pairwise. Its default, 500,000, lets 500 `invitation(id: …)`
+# fields with different ids take 2 seconds; at 50,000 such a document is stopped
+# ("Validation aborted.") in a quarter of a second. GraphiQL's introspection query needs
+# under 5,000.
+OVERLAP_BUDGET = 50_000
+
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+
+def refusal(message: str, limit: int | None = None, measured: int | None = None) -> PublicError:
+    """The error for a document over one of the limits (both numbers also in `extensions`)."""
+    numbers = {"limit": limit, "measured": measured}
+    return PublicError(message, TOO_COMPLEX, **{k: v for k, v in numbers.items() if v is not None})
+
+
+def bound_validation() -> None:
+    """Lower graphql-core's budget for comparing same-named fields (its documented knob)."""
+    overlapping_fields_can_be_merged.MAX_COMPLEXITY_BUDGET = OVERLAP_BUDGET
+
+
+def json_too_deep(value: object) -> bool:
+    """True if `value` nests lists and objects deeper than MAX_JSON_DEPTH (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if not isinstance(item, list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+def parse_document(query: str) -> DocumentNode:
+    """Parse with the token and comment budgets; a document over them is refused."""
+    try:
+        return parse(query, max_lexical_tokens=MAX_TOKENS, max_comments=MAX_COMMENTS)
+    except GraphQLSyntaxError as error:
+        if f"more than {MAX_TOKENS} tokens" in error.message:
+            raise refusal(
+                f"The document has more than {MAX_TOKENS} tokens, the limit.", MAX_TOKENS
+            ) from None
+        if f"more than {MAX_COMMENTS} comments" in error.message:
+            raise refusal(
+                f"The document has more than {MAX_COMMENTS} comments, the limit.", MAX_COMMENTS
+            ) from None
+        raise
+
+
+@dataclass(frozen=True)
+class Measure:
+    """Cost and depth of a selection set."""
+
+    cost: int = 0
+    depth: int = 0
+
+
+@dataclass
+class Measurement:
+    """What a document asks for: written counts, and the depth and cost of its operation."""
+
+    fragments: int = 0
+    fields: int = 0
+    aliases: int = 0
+    directives: int = 0
+    depth: int = 0
+    cost: int = 0
+    # Selections and definitions walked: the checker's own work, linear in the document.
+    visited: int = 0
+
+
+@lru_cache(maxsize=8)
+def page_types(schema: GraphQLSchema) -> frozenset[str]:
+    """Types returned by fields with `first`: their lists are the page, counted there."""
+    names = set()
+    for gtype in schema.type_map.values():
+        if isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType):
+            for gfield in gtype.fields.values():
+                if "first" in gfield.args:
+                    names.add(get_named_type(gfield.type).name)
+    return frozenset(names)
+
+
+def _int(literal: IntValueNode) -> int:
+    # Long literals are refused by validation anyway, and int() of them is slow.
+    return int(literal.value) if len(literal.value) < 10 else MAX_PAGE
+
+
+def _selections(selection_set: SelectionSetNode | None) -> Iterator[Any]:
+    return iter(selection_set.selections if selection_set else ())
+
+
+@dataclass
+class _Meter:
+    """Walks one document: counts every definition once, then costs fragments bottom-up."""
+
+    schema: GraphQLSchema
+    variables: Mapping[str, Any]
+    result: Measurement = field(default_factory=Measurement)
+    measured: dict[str, Measure] = field(default_factory=dict)
+    defaults: dict[str, int] = field(default_factory=dict)
+
+    def count(self, definition: DefinitionNode) -> list[str]:
+        """Count what `definition` writes; return the names of the fragments it spreads."""
+        self.result.visited += 1
+        self.result.directives += len(getattr(definition, "directives", None) or ())
+        for variable in getattr(definition, "variable_definitions", None) or ():
+            self.result.directives += len(variable.directives or ())
+            if isinstance(variable.default_value, IntValueNode):
+                # Fragments are costed once for all operations: take the largest default.
+                name = variable.variable.name.value
+                value = _int(variable.default_value)
+                self.defaults[name] = max(self.defaults.get(name, value), value)
+        spreads: list[str] = []
+        stack = [getattr(definition, "selection_set", None)]
+        while stack:
+            for selection in _selections(stack.pop()):
+                self.result.visited += 1
+                self.result.directives += len(selection.directives or ())
+                if isinstance(selection, FragmentSpreadNode):
+                    spreads.append(selection.name.value)
+                    continue
+                if isinstance(selection, FieldNode):
+                    self.result.fields += 1
+                    self.result.aliases += selection.alias is not None
+                stack.append(selection.selection_set)
+        return spreads
+
+    def selection_set(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, level: int
+    ) -> Measure:
+        """Cost and depth of a selection set; spreads reuse their fragment's measure."""
+        cost = depth = 0
+        for selection in selection_set.selections:
+            self.result.visited += 1
+            part = self._selection(selection, parent, level)
+            # Branches on different types are added up, not maxed: an upper bound.
+            cost = min(cost + part.cost, COST_CEILING)
+            depth = max(depth, part.depth)
+        return Measure(cost, depth)
+
+    def _selection(
+        self, selection: SelectionNode, parent: GraphQLNamedType | None, level: int
+    ) -> Measure:
+        if isinstance(selection, FieldNode):
+            return self.field(selection, parent, level)
+        if isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition
+            inner = self.schema.get_type(condition.name.value) if condition else parent
+            return self.selection_set(selection.selection_set, inner, level)
+        assert isinstance(selection, FragmentSpreadNode)
+        # Unknown fragments cost nothing here; validation refuses them.
+        return self.measured.get(selection.name.value, Measure())
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType | None, level: int) -> Measure:
+        """1 for the field, plus what it contains times how many items it holds."""
+        if level >= MAX_DEPTH:
+            # Stops the walk early, which also bounds the recursion.
+            raise refusal(f"The document nests fields more than {MAX_DEPTH} deep.", MAX_DEPTH)
+        if node.selection_set is None:
+            return Measure(1, 1)
+        definition = self._field_definition(parent, node.name.value)
+        inner_type = get_named_type(definition.type) if definition else None
+        inner = self.selection_set(node.selection_set, inner_type, level + 1)
+        times = self._multiplier(node, definition, parent)
+        return Measure(min(1 + times * inner.cost, COST_CEILING), inner.depth + 1)
+
+    def _field_definition(self, parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
+        if name == "__typename":
+            return TypeNameMetaFieldDef
+        if parent is not None and parent is self.schema.query_type:
+            if name == "__schema":
+                return SchemaMetaFieldDef
+            if name == "__type":
+                return TypeMetaFieldDef
+        if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            found: GraphQLField | None = parent.fields.get(name)
+            return found
+        return None  # unknown: validation refuses the document later
+
+    def _multiplier(
+        self, node: FieldNode, definition: GraphQLField | None, parent: GraphQLNamedType | None
+    ) -> int:
+        if definition is None:
+            return 1
+        first = definition.args.get("first")
+        if first is not None:
+            return self._page_size(node, first)
+        if not is_list_type(get_nullable_type(definition.type)) or parent is None:
+            return 1
+        if is_introspection_type(parent):
+            return INTROSPECTION_LIST_ESTIMATE
+        # The list of a connection is its page, already counted by the field's `first`.
+        return 1 if parent.name in page_types(self.schema) else LIST_ESTIMATE
+
+    def _page_size(self, node: FieldNode, argument: GraphQLArgument) -> int:
+        """The `first` a field will get: literal, variable, or the schema's default."""
+        value = argument.default_value
+        written = next((a.value for a in node.arguments or () if a.name.value == "first"), None)
+        if isinstance(written, IntValueNode):
+            value = _int(written)
+        elif isinstance(written, VariableNode):
+            name = written.name.value
+            value = self.variables.get(name, self.defaults.get(name, value))
+        elif written is not None:
+            value = MAX_PAGE  # not an integer: refused later, counted as a full page here
+        if value is Undefined or not isinstance(value, int) or isinstance(value, bool):
+            return MAX_PAGE
+        # A page holds 1 to MAX_PAGE items; other values are refused when the field runs.
+        return min(max(value, 1), MAX_PAGE)
+
+
+def _fragment_order(spreads: dict[str, list[str]]) -> list[str]:
+    """Fragments so that each comes after those it spreads; a cycle is refused."""
+    order: list[str] = []
+    state: dict[str, bool] = {}  # False while on the path, True once placed
+    for root in spreads:
+        if root in state:
+            continue
+        state[root] = False
+        path = [(root, iter(spreads[root]))]
+        while path:
+            name, children = path[-1]
+            child = next(children, None)
+            if child is None:
+                path.pop()
+                state[name] = True
+                order.append(name)
+            elif child not in spreads or state.get(child) is True:
+                continue
+            elif child in state:
+                raise refusal(f"Fragment {child} spreads itself, so the document never ends.")
+            else:
+                state[child] = False
+                path.append((child, iter(spreads[child])))
+    return order
+
+
+def measure(
+    document: DocumentNode,
+    schema: GraphQLSchema,
+    *,
+    operation_name: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> Measurement:
+    """Measure `document` in one linear pass (each fragment once).
+
+    Costs the operation named `operation_name`, or every operation when none is chosen
+    (the highest counts). Raises a QUERY_TOO_COMPLEX PublicError for a fragment cycle
+    or fields nested deeper than MAX_DEPTH, where measuring cannot go on.
+    """
+    meter = _Meter(schema, variables or {})
+    fragments: dict[str, FragmentDefinitionNode] = {}
+    spreads: dict[str, list[str]] = {}
+    operations: list[OperationDefinitionNode] = []
+    for definition in document.definitions:
+        names = meter.count(definition)
+        if isinstance(definition, FragmentDefinitionNode):
+            meter.result.fragments += 1
+            fragments[definition.name.value] = definition
+            spreads[definition.name.value] = names
+        elif isinstance(definition, OperationDefinitionNode):
+            operations.append(definition)
+    for name in _fragment_order(spreads):
+        fragment = fragments[name]
+        condition = schema.get_type(fragment.type_condition.name.value)
+        meter.measured[name] = meter.selection_set(fragment.selection_set, condition, 0)
+    chosen = [op for op in operations if op.name and op.name.value == operation_name]
+    for operation in chosen or operations:
+        root = schema.get_root_type(operation.operation)
+        result = meter.selection_set(operation.selection_set, root, 0)
+        meter.result.cost = max(meter.result.cost, result.cost)
+        meter.result.depth = max(meter.result.depth, result.depth)
+    return meter.result
+
+
+def check(measurement: Measurement, max_cost: int) -> None:
+    """Refuse (raise QUERY_TOO_COMPLEX) a document over any limit, naming it."""
+    written = (
+        ("fragment definitions", measurement.fragments, MAX_FRAGMENTS),
+        ("field selections", measurement.fields, MAX_FIELDS),
+        ("aliases", measurement.aliases, MAX_ALIASES),
+        ("directives", measurement.directives, MAX_DIRECTIVES),
+    )
+    for what, count, limit in written:
+        if count > limit:
+            raise refusal(f"The document has {count} {what}; the limit is {limit}.", limit, count)
+    if measurement.depth > MAX_DEPTH:
+        raise refusal(
+            f"The operation nests fields {measurement.depth} deep; the limit is {MAX_DEPTH}.",
+            MAX_DEPTH,
+            measurement.depth,
+        )
+    if measurement.cost > max_cost:
+        ceiling = measurement.cost >= COST_CEILING
+        shown = f"at least {COST_CEILING:,}" if ceiling else f"{measurement.cost:,}"
+        raise refusal(
+            f"The operation's cost is {shown} (estimated nodes); the limit is {max_cost:,}.",
+            max_cost,
+            measurement.cost,
+        )
+
+
+class DocumentLimits(SchemaExtension):
+    """Parses with the token budget and refuses documents over the limits, before validation."""
+
+    def __init__(self, *, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    def on_parse(self) -> Iterator[None]:
+        """Parse here, so the parser stops at the token budget.
+
+        strawberry's documented place for custom parsing: it parses only when this
+        left `graphql_document` empty, and its ParseOptions cannot carry the budget.
+        """
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            context.graphql_document = parse_document(context.query)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        """Measure first: a refused document is never validated or executed."""
+        context = self.execution_context
+        if context.graphql_document is not None and context.pre_execution_errors is None:
+            try:
+                measurement = measure(
+                    context.graphql_document,
+                    # strawberry's handle on graphql-core's schema, as its own extensions use.
+                    context.schema._schema,
+                    operation_name=context.operation_name,
+                    variables=context.variables,
+                )
+                check(measurement, self.max_cost)
+            except GraphQLError as error:
+                context.pre_execution_errors = [error]
+        yield
