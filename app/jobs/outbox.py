@@ -182,11 +182,13 @@ class QueueRelay:
     ) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         async with self._lock:
+            # Holding the lock, a hand-over in progress has finished: cancelling it midway
+            # would leave rows claimed but never enqueued until they go stale.
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             if self._redis is not None:
                 await self._redis.aclose(close_connection_pool=True)
                 self._redis = None
