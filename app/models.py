@@ -65,12 +65,13 @@ class EventType(StrEnum):
 
 
 class MessageKind(StrEnum):
-    """Emails the outbox carries."""
+    """What the outbox carries: emails about an invitation, and webhook deliveries."""
 
     INVITATION = "invitation"
     RESEND = "resend"
     ACCEPTED_NOTICE = "accepted_notice"
     REMINDER = "reminder"
+    WEBHOOK = "webhook"
 
 
 class User(Model):
@@ -242,13 +243,86 @@ class InvitationEvent(Model):
         table = "invitation_events"
 
 
+class Event(Model):
+    """Something that happened, as the host app learns of it: by webhook and by the feed.
+
+    `data` is a snapshot taken in the transaction of the change, so a delivery retried a
+    day later still says what was true then.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    type = fields.CharField(max_length=64)
+    data: dict[str, Any] = fields.JSONField()
+    # What the event is about: deliveries to one endpoint keep the order of each subject.
+    invitation: fields.ForeignKeyNullableRelation[Invitation] = fields.ForeignKeyField(
+        "models.Invitation", related_name="feed_events", null=True, on_delete=fields.CASCADE
+    )
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="feed_events", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "events"
+        indexes = (("created_at", "id"),)
+
+
+class WebhookEndpoint(Model):
+    """Where the host app wants events posted, and the secret they are signed with."""
+
+    id = fields.UUIDField(primary_key=True)
+    url = fields.CharField(max_length=2048)
+    # Event types wanted; empty: all of them.
+    events: list[str] = fields.JSONField(default=list)
+    description = fields.CharField(max_length=500, null=True)
+    enabled = fields.BooleanField(default=True)
+    secret = fields.CharField(max_length=100)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    # Set by the first delivery that fails for good after a success; cleared by a success.
+    failing_since = fields.DatetimeField(null=True)
+    disabled_reason = fields.CharField(max_length=500, null=True)
+
+    class Meta:
+        table = "webhook_endpoints"
+
+
+class WebhookDelivery(Model):
+    """One attempt to deliver an event to an endpoint: the endpoint's delivery log."""
+
+    id = fields.UUIDField(primary_key=True)
+    endpoint: fields.ForeignKeyRelation[WebhookEndpoint] = fields.ForeignKeyField(
+        "models.WebhookEndpoint", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    event: fields.ForeignKeyRelation[Event] = fields.ForeignKeyField(
+        "models.Event", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    attempt = fields.IntField()
+    status_code = fields.IntField(null=True)
+    error = fields.TextField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "webhook_deliveries"
+        indexes = (("endpoint_id", "created_at"),)
+
+
 class OutboxMessage(Model):
-    """An email to send, written in the same transaction as the change that calls for it."""
+    """A message to send (an email, a webhook delivery), written in the same transaction as
+    the change that calls for it."""
 
     id = fields.UUIDField(primary_key=True)
     kind = fields.CharEnumField(MessageKind, max_length=32)
-    invitation: fields.ForeignKeyRelation[Invitation] = fields.ForeignKeyField(
-        "models.Invitation", related_name="outbox", on_delete=fields.CASCADE
+    # Emails: the invitation they are about.
+    invitation: fields.ForeignKeyNullableRelation[Invitation] = fields.ForeignKeyField(
+        "models.Invitation", related_name="outbox", null=True, on_delete=fields.CASCADE
+    )
+    # Webhooks: the event to post, and where.
+    event: fields.ForeignKeyNullableRelation[Event] = fields.ForeignKeyField(
+        "models.Event", related_name="outbox", null=True, on_delete=fields.CASCADE
+    )
+    endpoint: fields.ForeignKeyNullableRelation[WebhookEndpoint] = fields.ForeignKeyField(
+        "models.WebhookEndpoint", related_name="outbox", null=True, on_delete=fields.CASCADE
     )
     # The token version the message was written for: a resend supersedes older messages.
     token_version = fields.IntField(default=1)

@@ -68,9 +68,12 @@ async def database() -> AsyncIterator[str]:
 
 
 TABLES = (
+    "webhook_deliveries",
+    "outbox",
+    "events",
+    "webhook_endpoints",
     "invitation_events",
     "invitation_uses",
-    "outbox",
     "memberships",
     "invitations",
     "autojoin_domains",
