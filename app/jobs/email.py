@@ -33,7 +33,8 @@ from app.models import (
     TargetType,
     User,
 )
-from app.services.invitations import effective_status, invite_url, record_event, utcnow
+from app.services.common import utcnow
+from app.services.invitations import effective_status, invite_url, record_event
 
 log = logging.getLogger("usher.jobs")
 

@@ -18,7 +18,8 @@ from arq import ArqRedis, Retry
 
 from app.config import Settings
 from app.models import Invitation, InvitationStatus
-from app.services.invitations import expire_overdue, utcnow
+from app.services.common import utcnow
+from app.services.invitations import expire_overdue
 
 log = logging.getLogger("usher.jobs")
 

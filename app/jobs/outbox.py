@@ -26,7 +26,7 @@ from tortoise.expressions import Q
 from app.config import Settings
 from app.models import MessageKind, OutboxMessage
 from app.services import outbox
-from app.services.invitations import utcnow
+from app.services.common import utcnow
 
 log = logging.getLogger("usher.jobs")
 

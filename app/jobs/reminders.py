@@ -24,7 +24,7 @@ from app.models import (
     TargetType,
 )
 from app.services import outbox
-from app.services.invitations import utcnow
+from app.services.common import utcnow
 
 log = logging.getLogger("usher.jobs")
 

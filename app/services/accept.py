@@ -30,9 +30,10 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.auth import Principal
+from app.services.common import parse_id, utcnow
 from app.services.errors import DomainError, ErrorCode
-from app.services.invitations import normalize_email, record_event, transition, utcnow
-from app.services.lifecycle import parse_id, refusal
+from app.services.invitations import normalize_email, record_event, transition
+from app.services.lifecycle import refusal
 from app.services.tokens import read_token
 
 MAX_IDS = 100

@@ -30,6 +30,7 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.auth import Principal
+from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
 from app.services.groups import find_group
 from app.services.pages import (
@@ -59,11 +60,6 @@ MAX_MESSAGE = 2000
 MAX_METADATA_BYTES = 16_384
 MAX_PERMISSIONS = 50
 MAX_NAME = 255
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def effective_status(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:

@@ -27,6 +27,7 @@ from app.models import (
 )
 from app.services import outbox
 from app.services.auth import Principal
+from app.services.common import parse_id, utcnow
 from app.services.errors import DomainError, ErrorCode
 from app.services.invitations import (
     MAX_DAYS,
@@ -38,7 +39,6 @@ from app.services.invitations import (
     record_event,
     resolve_expiry,
     transition,
-    utcnow,
 )
 from app.services.policies import can_manage_invitation, check_grant, is_member
 
@@ -54,14 +54,6 @@ _INPUT_NAMES = {
     "last_name": "lastName",
     "return_to": "returnTo",
 }
-
-
-def parse_id(value: str, field: list[str]) -> UUID:
-    """An invitation id, or NOT_FOUND (a malformed id names nothing)."""
-    try:
-        return UUID(value)
-    except ValueError:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such invitation.", field) from None
 
 
 async def managed_invitation(
