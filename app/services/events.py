@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,38 +31,55 @@ from app.models import (
 from app.services import outbox
 from app.services.common import utcnow
 
-# Set inside `transaction()`: becomes True when the transaction writes outbox rows.
-_wrote_outbox: ContextVar[list[bool] | None] = ContextVar("usher_wrote_outbox", default=None)
+
+@dataclass
+class _Unit:
+    """What one transaction has to do before and after it commits."""
+
+    drafts: list[Event] = field(default_factory=list)
+    wrote_outbox: bool = False
+
+
+_unit: ContextVar[_Unit | None] = ContextVar("usher_unit_of_work", default=None)
 
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[None]:
-    """A database transaction that wakes the outbox relay after it commits, if it must.
+    """A database transaction whose events are written together just before it commits,
+    and which wakes the outbox relay after it commits if it wrote outbox rows.
 
-    Nested uses are savepoints of the outermost one, which alone wakes the relay.
+    Nested uses are savepoints of the outermost one; a savepoint that rolls back takes
+    its events with it.
     """
-    if _wrote_outbox.get() is not None:
-        async with in_transaction():
-            yield
+    unit = _unit.get()
+    if unit is not None:
+        mark = len(unit.drafts)
+        try:
+            async with in_transaction():
+                yield
+        except BaseException:
+            del unit.drafts[mark:]
+            raise
         return
-    wrote = [False]
-    token = _wrote_outbox.set(wrote)
+    unit = _Unit()
+    token = _unit.set(unit)
     try:
         async with in_transaction():
             yield
+            await _write(unit.drafts)
     finally:
-        _wrote_outbox.reset(token)
-    if wrote[0]:
+        _unit.reset(token)
+    if unit.wrote_outbox:
         outbox.notify()
 
 
 def queued() -> None:
     """Say that outbox rows were written: woken after the commit, or now outside one."""
-    wrote = _wrote_outbox.get()
-    if wrote is None:
+    unit = _unit.get()
+    if unit is None:
         outbox.notify()
     else:
-        wrote[0] = True
+        unit.wrote_outbox = True
 
 
 async def queue_mail(kind: MessageKind, invitation: Invitation) -> None:
@@ -84,18 +102,35 @@ async def publish(
     data: dict[str, Any],
     invitation_id: UUID | None = None,
 ) -> Event:
-    """Record an event and a webhook delivery per enabled endpoint that wants it."""
-    event = await Event.create(type=type, group_id=group_id, invitation_id=invitation_id, data=data)
+    """Record an event, and a webhook delivery per enabled endpoint that wants it.
+
+    Inside `transaction()` the event is written with the transaction's others just before
+    the commit (one insert for all of them); outside, at once.
+    """
+    event = Event(type=type, group_id=group_id, invitation_id=invitation_id, data=data)
+    unit = _unit.get()
+    if unit is None:
+        await _write([event])
+    else:
+        unit.drafts.append(event)
+    return event
+
+
+async def _write(written: Sequence[Event]) -> None:
+    """Events and their webhook deliveries: two inserts and a read, whatever the count."""
+    if not written:
+        return
+    await Event.bulk_create(written)
     endpoints = await WebhookEndpoint.filter(enabled=True).values_list("id", "events")
     rows = [
         OutboxMessage(kind=MessageKind.WEBHOOK, event_id=event.id, endpoint_id=endpoint_id)
+        for event in written
         for endpoint_id, types in endpoints
-        if wants(types, type)
+        if wants(types, event.type)
     ]
     if rows:
         await OutboxMessage.bulk_create(rows)
         queued()
-    return event
 
 
 def payload(event: Event) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import Group, JoinMethod, Membership
+from app.services import changes as core
+from app.services import events
 from app.services.auth import Principal
 from app.services.errors import DomainError, ErrorCode
 from app.services.pages import (
@@ -40,14 +41,17 @@ async def create_group(
     external_id = _text(external_id, "externalId", 255)
     name = _text(name, "name", 255)
     try:
-        async with in_transaction():
+        async with events.transaction():
             group = await Group.create(type=type, external_id=external_id, name=name)
             if principal.user is not None:
-                await Membership.create(
+                membership = await Membership.create(
                     user=principal.user,
                     group=group,
                     role=settings.role_order[0],
                     joined_via=JoinMethod.CREATOR,
+                )
+                await core.membership_event(
+                    "membership.created", membership, group=group, member=principal.user
                 )
     except IntegrityError:
         raise DomainError(

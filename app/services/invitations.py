@@ -7,13 +7,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import (
@@ -25,10 +23,9 @@ from app.models import (
     InvitationStatus,
     Membership,
     MessageKind,
-    OutboxMessage,
     TargetType,
 )
-from app.services import outbox
+from app.services import changes, events
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
@@ -142,40 +139,6 @@ def token_for(settings: Settings, invitation: Invitation) -> str:
 def invite_url(settings: Settings, invitation: Invitation) -> str:
     """The link that opens an invitation, from `USHER_ACCEPT_URL`."""
     return settings.accept_url.replace("{token}", token_for(settings, invitation))
-
-
-async def record_event(
-    invitation_id: UUID,
-    type: EventType,
-    principal: Principal | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append to an invitation's audit trail."""
-    await InvitationEvent.create(
-        invitation_id=invitation_id,
-        type=type,
-        actor_user=principal.user if principal else None,
-        actor_api_key=principal.api_key if principal else None,
-        detail=detail,
-    )
-
-
-async def transition(
-    invitation_id: UUID,
-    *,
-    from_statuses: Sequence[InvitationStatus],
-    unexpired: bool = False,
-    now: datetime | None = None,
-    extra: Q | None = None,
-    **changes: Any,
-) -> bool:
-    """One conditional UPDATE; True if it changed the row (the only test of success)."""
-    query = Invitation.filter(id=invitation_id, status__in=list(from_statuses))
-    if unexpired:
-        query = query.filter(expires_at__gt=now or utcnow())
-    if extra is not None:
-        query = query.filter(extra)
-    return await query.update(**changes) == 1
 
 
 def check_payload(
@@ -292,8 +255,6 @@ async def invite(
             errors.append(error.at("invitees", str(index)))
         else:
             created.append(invitation)
-    if any(i.delivery_status == DeliveryStatus.QUEUED for i in created):
-        outbox.notify()
     return created, errors
 
 
@@ -331,7 +292,7 @@ async def _invite_one(
     else:
         delivery = DeliveryStatus.QUEUED if send_email else DeliveryStatus.DISABLED
     try:
-        async with in_transaction():
+        async with events.transaction():
             await expire_overdue(group_id=group.id, open_key=key, now=now)
             invitation = await Invitation.create(
                 group=group,
@@ -353,9 +314,8 @@ async def _invite_one(
                 send_email=send_email,
                 delivery_status=delivery,
             )
-            await record_event(invitation.id, EventType.CREATED, principal)
-            if delivery == DeliveryStatus.QUEUED:
-                await OutboxMessage.create(kind=MessageKind.INVITATION, invitation=invitation)
+            mail = MessageKind.INVITATION if delivery == DeliveryStatus.QUEUED else None
+            await changes.record(invitation, EventType.CREATED, actor=principal, mail=mail)
     except IntegrityError:
         raise DomainError(
             ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
@@ -376,7 +336,7 @@ async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: 
         return 0
     # The status and expiry are checked again by the UPDATE itself, so a renew that
     # slipped in between is not overwritten.
-    async with in_transaction():
+    async with events.transaction():
         flipped = await Invitation.filter(
             id__in=ids, status=InvitationStatus.PENDING, expires_at__lte=now
         ).update(status=InvitationStatus.EXPIRED, open_key=None)
@@ -384,9 +344,7 @@ async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: 
             still = await Invitation.filter(
                 id__in=ids, status=InvitationStatus.EXPIRED
             ).values_list("id", flat=True)
-            await InvitationEvent.bulk_create(
-                [InvitationEvent(invitation_id=i, type=EventType.EXPIRED) for i in still]
-            )
+            await changes.record_expired(cast(list[UUID], still))
     return int(flipped)
 
 

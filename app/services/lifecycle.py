@@ -1,6 +1,6 @@
 """The managers' side of an invitation's life: links, drafts, updates, revoke, resend, renew.
 
-Every change is one conditional UPDATE (`invitations.transition`) whose row count decides;
+Every change is one conditional UPDATE (`changes.change`) whose row count decides;
 when it changes nothing, the row is read again only to say why.
 """
 
@@ -12,7 +12,6 @@ from uuid import UUID
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import (
@@ -22,10 +21,10 @@ from app.models import (
     InvitationEvent,
     InvitationStatus,
     MessageKind,
-    OutboxMessage,
     TargetType,
 )
-from app.services import outbox
+from app.services import changes as core
+from app.services import events
 from app.services.auth import Principal
 from app.services.common import parse_id, utcnow
 from app.services.errors import DomainError, ErrorCode
@@ -36,9 +35,7 @@ from app.services.invitations import (
     check_payload,
     effective_status,
     manageable_group,
-    record_event,
     resolve_expiry,
-    transition,
 )
 from app.services.policies import can_manage_invitation, check_grant, is_member
 
@@ -136,10 +133,6 @@ class RateLimited(DomainError):
         )
 
 
-async def _fresh(invitation_id: UUID) -> Invitation:
-    return await Invitation.get(id=invitation_id)
-
-
 # --- links -------------------------------------------------------------------------------
 
 
@@ -171,7 +164,7 @@ async def create_invite_link(
     check_payload(message, metadata, permissions, return_to)
     role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, role, ["role"])
-    async with in_transaction():
+    async with events.transaction():
         invitation = await Invitation.create(
             group=group,
             target_type=TargetType.LINK,
@@ -188,7 +181,8 @@ async def create_invite_link(
             delivery_status=DeliveryStatus.DISABLED,
             max_uses=max_uses,
         )
-        await record_event(invitation.id, EventType.CREATED, principal, {"maxUses": max_uses})
+        detail = {"maxUses": max_uses}
+        await core.record(invitation, EventType.CREATED, actor=principal, detail=detail)
     return invitation
 
 
@@ -210,28 +204,21 @@ async def send_invitation(
     invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     now = utcnow()
     queued = invitation.send_email
-    async with in_transaction():
-        sent = await transition(
-            invitation.id,
-            from_statuses=[InvitationStatus.DRAFT],
-            status=InvitationStatus.PENDING,
-            expires_at=_validity_on_send(invitation, now),
-            delivery_status=DeliveryStatus.QUEUED if queued else DeliveryStatus.DISABLED,
-            last_sent_at=now if queued else None,
-        )
-        if sent:
-            await record_event(invitation.id, EventType.SENT, principal, {"from": "draft"})
-            if queued:
-                await OutboxMessage.create(
-                    kind=MessageKind.INVITATION,
-                    invitation_id=invitation.id,
-                    token_version=invitation.token_version,
-                )
-    if not sent:
+    sent = await core.change(
+        invitation.id,
+        event=EventType.SENT,
+        from_statuses=[InvitationStatus.DRAFT],
+        actor=principal,
+        detail={"from": "draft"},
+        mail=MessageKind.INVITATION if queued else None,
+        status=InvitationStatus.PENDING,
+        expires_at=_validity_on_send(invitation, now),
+        delivery_status=DeliveryStatus.QUEUED if queued else DeliveryStatus.DISABLED,
+        last_sent_at=now if queued else None,
+    )
+    if sent is None:
         raise await refusal(invitation.id, "sent", field)
-    if queued:
-        outbox.notify()
-    return await _fresh(invitation.id)
+    return sent
 
 
 async def update_invitation(
@@ -265,19 +252,19 @@ async def update_invitation(
     if not changes:
         raise DomainError(ErrorCode.INVALID_INPUT, "Give at least one field to change.")
     now = utcnow()
-    async with in_transaction():
-        updated = await transition(
-            invitation.id,
-            from_statuses=[InvitationStatus.DRAFT, InvitationStatus.PENDING],
-            extra=Q(status=InvitationStatus.DRAFT) | Q(expires_at__gt=now),
-            **changes,
-        )
-        if updated:
-            names = sorted(_INPUT_NAMES.get(n, n) for n in changes)
-            await record_event(invitation.id, EventType.UPDATED, principal, {"fields": names})
-    if not updated:
+    names = sorted(_INPUT_NAMES.get(n, n) for n in changes)
+    updated = await core.change(
+        invitation.id,
+        event=EventType.UPDATED,
+        from_statuses=[InvitationStatus.DRAFT, InvitationStatus.PENDING],
+        actor=principal,
+        detail={"fields": names},
+        extra=Q(status=InvitationStatus.DRAFT) | Q(expires_at__gt=now),
+        **changes,
+    )
+    if updated is None:
         raise await refusal(invitation.id, "updated", field)
-    return await _fresh(invitation.id)
+    return updated
 
 
 # --- revoke ------------------------------------------------------------------------------
@@ -289,22 +276,21 @@ async def revoke_invitation(
     """DRAFT, PENDING or EXPIRED → REVOKED, for good (kept for the audit trail)."""
     field = ["id"]
     invitation = await managed_invitation(settings, principal, invitation_id, field)
-    async with in_transaction():
-        revoked = await transition(
-            invitation.id,
-            from_statuses=[
-                InvitationStatus.DRAFT,
-                InvitationStatus.PENDING,
-                InvitationStatus.EXPIRED,
-            ],
-            status=InvitationStatus.REVOKED,
-            open_key=None,
-        )
-        if revoked:
-            await record_event(invitation.id, EventType.REVOKED, principal)
-    if not revoked:
+    revoked = await core.change(
+        invitation.id,
+        event=EventType.REVOKED,
+        from_statuses=[
+            InvitationStatus.DRAFT,
+            InvitationStatus.PENDING,
+            InvitationStatus.EXPIRED,
+        ],
+        actor=principal,
+        status=InvitationStatus.REVOKED,
+        open_key=None,
+    )
+    if revoked is None:
         raise await refusal(invitation.id, "revoked", field)
-    return await _fresh(invitation.id)
+    return revoked
 
 
 # --- resend and renew --------------------------------------------------------------------
@@ -360,17 +346,6 @@ def _resend_changes(invitation: Invitation, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _queue_resend(invitation_id: UUID) -> bool:
-    """Write the RESEND message for the invitation's new token; True if one was queued."""
-    row = await _fresh(invitation_id)
-    if not row.send_email:
-        return False
-    await OutboxMessage.create(
-        kind=MessageKind.RESEND, invitation_id=row.id, token_version=row.token_version
-    )
-    return True
-
-
 async def resend_invitation(
     settings: Settings, principal: Principal, *, invitation_id: str
 ) -> Invitation:
@@ -381,26 +356,22 @@ async def resend_invitation(
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
     await _check_daily_cap(settings, invitation.id, now)
-    queued = False
-    async with in_transaction():
-        resent = await transition(
-            invitation.id,
-            from_statuses=[InvitationStatus.PENDING],
-            unexpired=True,
-            now=now,
-            extra=_cooled_down(settings, now),
-            **_resend_changes(invitation, now),
-        )
-        if resent:
-            await record_event(invitation.id, EventType.RESENT, principal)
-            queued = await _queue_resend(invitation.id)
-    if not resent:
+    resent = await core.change(
+        invitation.id,
+        event=EventType.RESENT,
+        from_statuses=[InvitationStatus.PENDING],
+        actor=principal,
+        mail=MessageKind.RESEND if invitation.send_email else None,
+        unexpired=True,
+        now=now,
+        extra=_cooled_down(settings, now),
+        **_resend_changes(invitation, now),
+    )
+    if resent is None:
         raise await _rate_limited(
             settings, invitation.id, InvitationStatus.PENDING
         ) or await refusal(invitation.id, "resent", field)
-    if queued:
-        outbox.notify()
-    return await _fresh(invitation.id)
+    return resent
 
 
 async def renew_invitation(
@@ -419,7 +390,7 @@ async def renew_invitation(
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     if resend and invitation.target_type == TargetType.LINK:
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", ["resend"])
-    changes: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "status": InvitationStatus.PENDING,
         "expires_at": expiry,
         # Reopening takes the address's open slot back; the unique index refuses it
@@ -431,30 +402,30 @@ async def renew_invitation(
     if resend:
         await _check_daily_cap(settings, invitation.id, now)
         extra = _cooled_down(settings, now)
-        changes.update(_resend_changes(invitation, now))
+        fields.update(_resend_changes(invitation, now))
     was = effective_status(invitation, now)
-    queued = False
+    detail = {"expiresAt": expiry.isoformat(), "from": was.value}
     try:
-        async with in_transaction():
-            renewed = await transition(
+        async with events.transaction():
+            renewed = await core.change(
                 invitation.id,
+                event=EventType.RENEWED,
                 from_statuses=[InvitationStatus.PENDING, InvitationStatus.EXPIRED],
+                actor=principal,
+                detail=detail,
                 extra=extra,
-                **changes,
+                **fields,
             )
-            if renewed:
-                detail = {"expiresAt": expiry.isoformat(), "from": was.value}
-                await record_event(invitation.id, EventType.RENEWED, principal, detail)
-                if resend:
-                    await record_event(invitation.id, EventType.RESENT, principal)
-                    queued = await _queue_resend(invitation.id)
+            if renewed is not None and resend:
+                mail = MessageKind.RESEND if renewed.send_email else None
+                await core.record(renewed, EventType.RESENT, actor=principal, mail=mail)
     except IntegrityError:
         raise DomainError(
             ErrorCode.ALREADY_INVITED,
             f"{invitation.email} has another open invitation to this group.",
             field,
         ) from None
-    if not renewed:
+    if renewed is None:
         limited = (
             await _rate_limited(
                 settings, invitation.id, InvitationStatus.PENDING, InvitationStatus.EXPIRED
@@ -463,6 +434,4 @@ async def renew_invitation(
             else None
         )
         raise limited or await refusal(invitation.id, "renewed", field)
-    if queued:
-        outbox.notify()
-    return await _fresh(invitation.id)
+    return renewed
