@@ -14,14 +14,12 @@ import contextlib
 import logging
 from types import TracebackType
 from typing import Any
-from uuid import UUID
 
 from arq import Retry
 
 from app.config import Settings
-from app.jobs.email import deliver
 from app.jobs.expiry import sweep_expired
-from app.jobs.outbox import claim_due, release
+from app.jobs.outbox import Claimed, Job, claim_due, job_for, release
 from app.jobs.reminders import queue_reminders
 from app.mail.transports import Transport, transport_for
 from app.services import outbox
@@ -61,7 +59,7 @@ class InlineRunner:
         total = 0
         while not self._stopping and (rows := await claim_due(self.settings)):
             total += len(rows)
-            await asyncio.gather(*(self._deliver_claimed(row.id) for row in rows))
+            await asyncio.gather(*(self._deliver_claimed(row) for row in rows))
             if len(rows) < self.settings.batch_size:
                 break
         return total
@@ -73,26 +71,27 @@ class InlineRunner:
         if await queue_reminders(self.ctx):
             await self.relay()
 
-    async def _deliver_claimed(self, outbox_id: UUID) -> None:
+    async def _deliver_claimed(self, row: Claimed) -> None:
         async with self._slots:
             if self._stopping:
                 # Claimed but not sent: give it back for the next start.
-                await release([outbox_id])
+                await release([row.id])
             else:
-                await self._deliver(str(outbox_id))
+                await self._deliver(job_for(row.kind), str(row.id))
 
-    async def _deliver(self, outbox_id: str) -> None:
+    async def _deliver(self, job: Job, outbox_id: str) -> None:
         try:
-            await deliver(self.ctx, outbox_id=outbox_id)
+            await job(self.ctx, outbox_id=outbox_id)
         except Retry as retry:
-            task = asyncio.create_task(self._later(outbox_id, (retry.defer_score or 0) / 1000))
+            delay = (retry.defer_score or 0) / 1000
+            task = asyncio.create_task(self._later(job, outbox_id, delay))
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
         except Exception:
             # The row stays claimed; the relay takes it again once it is stale.
             log.exception("delivering outbox %s failed", outbox_id)
 
-    async def _later(self, outbox_id: str, delay: float) -> None:
+    async def _later(self, job: Job, outbox_id: str, delay: float) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._waiting.add(task)
@@ -103,7 +102,7 @@ class InlineRunner:
             return
         finally:
             self._waiting.discard(task)
-        await self._deliver(outbox_id)
+        await self._deliver(job, outbox_id)
 
     async def _loop(self) -> None:
         while not self._stopping:

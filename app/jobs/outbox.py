@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -24,11 +25,28 @@ from arq.connections import RedisSettings
 from tortoise.expressions import Q
 
 from app.config import Settings
+from app.jobs.email import deliver
 from app.models import MessageKind, OutboxMessage
 from app.services import outbox
 from app.services.common import utcnow
 
 log = logging.getLogger("usher.jobs")
+
+Job = Callable[..., Awaitable[str]]
+
+# The job that sends each kind of outbox message, called with `outbox_id`: the worker's
+# relay enqueues it by name, the in-process runner calls it.
+JOBS: dict[MessageKind, Job] = {
+    MessageKind.INVITATION: deliver,
+    MessageKind.RESEND: deliver,
+    MessageKind.ACCEPTED_NOTICE: deliver,
+    MessageKind.REMINDER: deliver,
+}
+
+
+def job_for(kind: MessageKind) -> Job:
+    """The job that sends an outbox message of this kind."""
+    return JOBS[kind]
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,7 @@ async def hand_over(redis: ArqRedis, settings: Settings, rows: list[Claimed]) ->
     try:
         for row in rows:
             await redis.enqueue_job(
-                "deliver",
+                job_for(row.kind).__name__,
                 outbox_id=str(row.id),
                 _job_id=str(row.id),
                 _queue_name=settings.queue_name,

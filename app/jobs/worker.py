@@ -1,6 +1,7 @@
 """`usher worker`: the arq worker on `REDIS_URL`.
 
-Jobs: `deliver` (one outbox row), `expire_invitation` (one invitation at its expiry).
+Jobs: one per kind of outbox message (`outbox.JOBS`: `deliver` for emails, …), and
+`expire_invitation` (one invitation at its expiry).
 Cron: the outbox relay (catches rows the API could not hand over, e.g. while Redis was
 down, and rows whose job was lost), the expiry sweep and scheduler, reminders.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 from arq import cron, func
 from arq.connections import RedisSettings
@@ -18,9 +19,8 @@ from arq.worker import Worker
 from tortoise import Tortoise
 
 from app.config import Settings, get_settings, tortoise_config
-from app.jobs.email import deliver
 from app.jobs.expiry import expire_invitation, schedule_expiries, sweep_expired
-from app.jobs.outbox import relay_outbox
+from app.jobs.outbox import JOBS, relay_outbox
 from app.jobs.reminders import queue_reminders
 from app.mail.transports import transport_for
 
@@ -31,11 +31,16 @@ EVERY_5MIN = set(range(0, 60, 5))
 
 
 def functions(settings: Settings) -> list[Any]:
-    """The worker's jobs; arq's own retry cap sits above ours so ours decides."""
-    return [
-        func(deliver, name="deliver", max_tries=settings.mail_max_attempts + 2),
-        func(expire_invitation, name="expire_invitation", max_tries=100),
+    """The worker's jobs: one per kind of outbox message, and expiry.
+
+    Each job decides itself when to give up (and marks the row failed), so arq's own
+    retry cap only stops a job that keeps crashing.
+    """
+    senders = [
+        func(cast(Any, job), name=job.__name__, max_tries=100)
+        for job in dict.fromkeys(JOBS.values())
     ]
+    return [*senders, func(expire_invitation, name="expire_invitation", max_tries=100)]
 
 
 def cron_jobs(settings: Settings) -> list[Any]:
