@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     relay_stale_seconds: float = 5400.0
     # Rows and invitations handled per batch by the relay and the sweeps.
     batch_size: int = 500
+    # The event feed shows an event once it is this old, so a change committed a moment
+    # after a reader's cursor passed its timestamp is still read.
+    feed_delay_seconds: float = 2.0
     # How often the in-process runner sweeps when nothing wakes it.
     inline_interval_seconds: float = 30.0
     # Estimated nodes one operation may ask for (app/graphql/limits.py says how they are

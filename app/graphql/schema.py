@@ -11,6 +11,7 @@ from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtensio
 
 from app.config import Settings, get_settings
 from app.graphql.errors import DomainErrors, PublicError
+from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
@@ -18,7 +19,7 @@ from app.graphql.limits import DocumentLimits, bound_validation
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
-class Query(GroupQuery, InvitationQuery):
+class Query(GroupQuery, InvitationQuery, EventQuery):
     pass
 
 

@@ -46,7 +46,7 @@ class Edge(Generic[N]):
     node: N = strawberry.field(description="The item.")
 
 
-@strawberry.type(description="A page of items, newest first (Relay connection).")
+@strawberry.type(description="A page of items (Relay connection); each list says its order.")
 class Connection(Generic[N]):
     edges: list[Edge[N]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Paging information.")

@@ -11,12 +11,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from app.config import Settings
 from app.models import (
     Event,
     Group,
@@ -29,7 +32,10 @@ from app.models import (
     WebhookEndpoint,
 )
 from app.services import outbox
+from app.services.auth import Principal
 from app.services.common import utcnow
+from app.services.errors import DomainError, ErrorCode
+from app.services.pages import Page, Window, cursor_of
 
 
 @dataclass
@@ -210,3 +216,77 @@ def invitation_data(invitation: Invitation, inviter: User | None = None) -> dict
         "useCount": invitation.use_count,
         "inviter": user_data(inviter),
     }
+
+
+# --- the feed ----------------------------------------------------------------------------
+
+INVITATION_EVENT_TYPES = tuple(
+    f"invitation.{t}"
+    for t in (
+        "created",
+        "sent",
+        "delivery_failed",
+        "resent",
+        "renewed",
+        "updated",
+        "revoked",
+        "declined",
+        "accepted",
+        "expired",
+        "reminded",
+    )
+)
+EVENT_TYPES = (
+    *INVITATION_EVENT_TYPES,
+    "membership.created",
+    "membership.updated",
+    "group.domains_updated",
+)
+
+
+def check_types(types: Sequence[str] | None, field: list[str]) -> list[str]:
+    """Known event types, or INVALID_INPUT naming the unknown ones."""
+    unknown = sorted(set(types or ()) - set(EVENT_TYPES))
+    if unknown:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"Unknown event types: {', '.join(unknown)}; known: {', '.join(EVENT_TYPES)}.",
+            field,
+        )
+    return list(dict.fromkeys(types or ()))
+
+
+async def feed(
+    settings: Settings,
+    principal: Principal,
+    *,
+    window: Window,
+    types: Sequence[str] | None = None,
+) -> Page[Event]:
+    """Events oldest first after a cursor, for the host's backend (API keys).
+
+    An event shows once it is `USHER_FEED_DELAY_SECONDS` old: a change that commits a moment
+    after a reader passed its timestamp still shows after the reader's cursor.
+    """
+    if not principal.is_api_key:
+        raise DomainError(ErrorCode.FORBIDDEN, "Only API keys may read the event feed.")
+    wanted = check_types(types, ["types"])
+    query = _visible(settings, wanted)
+    if window.after is not None:
+        stamp, pk = window.after
+        query = query.filter(Q(created_at__gt=stamp) | Q(created_at=stamp, id__gt=pk))
+    rows = await query.order_by("created_at", "id").limit(window.first + 1)
+    return Page(
+        rows=[(cursor_of(e.created_at, e.id), e) for e in rows[: window.first]],
+        has_next_page=len(rows) > window.first,
+    )
+
+
+def _visible(settings: Settings, types: Sequence[str]) -> QuerySet[Event]:
+    shown = Event.filter(created_at__lte=utcnow() - timedelta(seconds=settings.feed_delay_seconds))
+    return shown.filter(type__in=list(types)) if types else shown
+
+
+async def feed_count(settings: Settings, *, types: Sequence[str] | None = None) -> int:
+    """How many events the feed shows (of these types), across all pages."""
+    return await _visible(settings, check_types(types, ["types"])).count()

@@ -65,7 +65,8 @@ class Page(Generic[M]):
         return self.rows[-1][0] if self.rows else None
 
 
-def _cursor(stamp: datetime, pk: Any) -> str:
+def cursor_of(stamp: datetime, pk: Any) -> str:
+    """The opaque cursor of a row at (stamp, pk)."""
     return base64.urlsafe_b64encode(json.dumps([stamp.isoformat(), str(pk)]).encode()).decode()
 
 
@@ -135,7 +136,7 @@ async def pages_by_parent(
         grouped[getattr(row, parent)].append(row)
     return {
         pid: Page(
-            rows=[(_cursor(getattr(r, stamp), r.pk), r) for r in grouped[pid][: window.first]],
+            rows=[(cursor_of(getattr(r, stamp), r.pk), r) for r in grouped[pid][: window.first]],
             has_next_page=len(grouped[pid]) > window.first,
         )
         for pid in parent_ids
