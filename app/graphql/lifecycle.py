@@ -1,4 +1,4 @@
-"""The lifecycle mutations: links, drafts, accept/decline, revoke/resend/renew, autojoin."""
+"""The managers' mutations: links, drafts, updates, revoke, resend, renew."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
-from app.graphql.args import GroupIdArg, GroupTypeArg, InvitationIdArg
+from app.graphql.args import InvitationIdArg
 from app.graphql.context import Info
-from app.graphql.errors import UserError
 from app.graphql.invitations import InvitationTermsInput
-from app.graphql.types import AcceptPayload, Group, GroupPayload, Invitation, InvitationPayload
-from app.graphql.types import Membership as MembershipType
-from app.services import accept, autojoin, lifecycle
-from app.services.errors import DomainError
+from app.graphql.types import Invitation, InvitationPayload
+from app.services import lifecycle
 
 
 @strawberry.input(
@@ -70,14 +67,6 @@ async def _invitation_payload(work: Awaitable[models.Invitation]) -> InvitationP
     return InvitationPayload(invitation=Invitation.of(await work))
 
 
-def _accept_payload(done: list[accept.Accepted], errors: list[DomainError]) -> AcceptPayload:
-    return AcceptPayload(
-        invitations=[Invitation.of(a.invitation) for a in done],
-        memberships=[MembershipType.of(a.membership) for a in done],
-        errors=[UserError.from_error(e) for e in errors],
-    )
-
-
 @strawberry.type
 class LifecycleMutation:
     @strawberry.mutation(description="Create a LINK invitation; its `inviteUrl` is the link.")
@@ -122,68 +111,6 @@ class LifecycleMutation:
                 ctx.settings, ctx.require_auth(), invitation_id=str(id), changes=input.changes()
             )
         )
-
-    @strawberry.mutation(
-        description="Accept the invitation a token opens, as the signed-in user (verified "
-        "email matching, except for links). Any token that does not verify gives NOT_FOUND."
-    )
-    async def accept_invitation(
-        self,
-        info: Info,
-        token: Annotated[
-            str, strawberry.argument(description="The token from the invitation link.")
-        ],
-    ) -> AcceptPayload:
-        ctx = info.context
-        done = await accept.accept_by_token(ctx.settings, ctx.require_auth(), token=token)
-        return _accept_payload([done], [])
-
-    @strawberry.mutation(
-        description="Accept the signed-in user's own invitations by id; each item succeeds "
-        'or fails alone, errors naming it as ["ids", "<index>"].'
-    )
-    async def accept_invitations(
-        self,
-        info: Info,
-        ids: Annotated[
-            list[strawberry.ID],
-            strawberry.argument(
-                description="Ids of invitations to the user's verified email (1 to 100)."
-            ),
-        ],
-    ) -> AcceptPayload:
-        ctx = info.context
-        done, errors = await accept.accept_by_ids(
-            ctx.settings, ctx.require_auth(), ids=[str(i) for i in ids]
-        )
-        return _accept_payload(done, errors)
-
-    @strawberry.mutation(description="Decline an invitation to the signed-in user's email.")
-    async def decline_invitation(
-        self,
-        info: Info,
-        id: InvitationIdArg,
-    ) -> InvitationPayload:
-        ctx = info.context
-        return await _invitation_payload(
-            accept.decline_invitation(ctx.settings, ctx.require_auth(), invitation_id=str(id))
-        )
-
-    @strawberry.mutation(
-        description="Join a group whose autojoin domains include the signed-in user's "
-        "verified email domain."
-    )
-    async def join_group(
-        self,
-        info: Info,
-        group_type: GroupTypeArg,
-        group_id: GroupIdArg,
-    ) -> AcceptPayload:
-        ctx = info.context
-        m = await autojoin.join_group(
-            ctx.settings, ctx.require_auth(), group_type=group_type, group_id=group_id
-        )
-        return AcceptPayload(memberships=[MembershipType.of(m)])
 
     @strawberry.mutation(description="Revoke a DRAFT, PENDING or EXPIRED invitation, for good.")
     async def revoke_invitation(
@@ -244,37 +171,3 @@ class LifecycleMutation:
                 resend=resend,
             )
         )
-
-    @strawberry.mutation(
-        description="Replace a group's autojoin domains (an empty list turns autojoin off). "
-        'Webmail and disposable domains are refused, each as WEBMAIL_DOMAIN on ["domains", '
-        '"<domain>"], and nothing changes.'
-    )
-    async def set_autojoin_domains(
-        self,
-        info: Info,
-        group_type: GroupTypeArg,
-        group_id: GroupIdArg,
-        domains: Annotated[
-            list[str],
-            strawberry.argument(
-                description="Email domains whose verified users may join (at most 100)."
-            ),
-        ],
-        role: Annotated[
-            str | None,
-            strawberry.argument(
-                description="Role to give those who join; default the current one, else the lowest."
-            ),
-        ] = None,
-    ) -> GroupPayload:
-        ctx = info.context
-        m = await autojoin.set_autojoin_domains(
-            ctx.settings,
-            ctx.require_auth(),
-            group_type=group_type,
-            group_id=group_id,
-            domains=domains,
-            role=role,
-        )
-        return GroupPayload(group=Group.of(m))

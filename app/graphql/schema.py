@@ -10,6 +10,8 @@ from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 
 from app.config import Settings, get_settings
+from app.graphql.accept import AcceptMutation
+from app.graphql.autojoin import AutojoinMutation
 from app.graphql.errors import DomainErrors, PublicError
 from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
@@ -24,7 +26,9 @@ class Query(GroupQuery, InvitationQuery, EventQuery):
 
 
 @strawberry.type(description="Change groups and invitations.")
-class Mutation(GroupMutation, InvitationMutation, LifecycleMutation):
+class Mutation(
+    GroupMutation, InvitationMutation, LifecycleMutation, AcceptMutation, AutojoinMutation
+):
     pass
 
 

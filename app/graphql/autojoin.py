@@ -1,0 +1,66 @@
+"""Autojoin: a group's email domains, and joining by them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.graphql.args import GroupIdArg, GroupTypeArg
+from app.graphql.context import Info
+from app.graphql.types import AcceptPayload, Group, GroupPayload
+from app.graphql.types import Membership as MembershipType
+from app.services import autojoin
+
+
+@strawberry.type
+class AutojoinMutation:
+    @strawberry.mutation(
+        description="Join a group whose autojoin domains include the signed-in user's "
+        "verified email domain."
+    )
+    async def join_group(
+        self,
+        info: Info,
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
+    ) -> AcceptPayload:
+        ctx = info.context
+        m = await autojoin.join_group(
+            ctx.settings, ctx.require_auth(), group_type=group_type, group_id=group_id
+        )
+        return AcceptPayload(memberships=[MembershipType.of(m)])
+
+    @strawberry.mutation(
+        description="Replace a group's autojoin domains (an empty list turns autojoin off). "
+        'Webmail and disposable domains are refused, each as WEBMAIL_DOMAIN on ["domains", '
+        '"<domain>"], and nothing changes.'
+    )
+    async def set_autojoin_domains(
+        self,
+        info: Info,
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
+        domains: Annotated[
+            list[str],
+            strawberry.argument(
+                description="Email domains whose verified users may join (at most 100)."
+            ),
+        ],
+        role: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Role to give those who join; default the current one, else the lowest."
+            ),
+        ] = None,
+    ) -> GroupPayload:
+        ctx = info.context
+        m = await autojoin.set_autojoin_domains(
+            ctx.settings,
+            ctx.require_auth(),
+            group_type=group_type,
+            group_id=group_id,
+            domains=domains,
+            role=role,
+        )
+        return GroupPayload(group=Group.of(m))
