@@ -35,7 +35,7 @@ from app.config import Settings
 from app.models import Event, MessageKind, OutboxMessage, WebhookDelivery, WebhookEndpoint
 from app.services import events as event_log
 from app.services.common import utcnow
-from app.services.webhook_targets import Target, UnsafeTarget, target_for
+from app.services.webhook_targets import IPAddress, Target, UnsafeTarget, target_for
 
 log = logging.getLogger("usher.jobs")
 
@@ -96,16 +96,35 @@ async def _read_head(response: httpx.Response) -> bytes:
     return data[:RESPONSE_CAP]
 
 
-async def _send(
+async def _send_to_any(
     client: httpx.AsyncClient,
     settings: Settings,
     target: Target,
     headers: dict[str, str],
     body: str,
 ) -> Outcome:
+    """Post to the first of the target's addresses that takes a connection."""
+    for address in target.addresses[:-1]:
+        try:
+            return await _send(client, settings, target, address, headers, body)
+        except httpx.ConnectError:
+            # As a client connecting by name would: an unreachable IPv6 address, say,
+            # should not fail a host that also has a working IPv4 one.
+            continue
+    return await _send(client, settings, target, target.addresses[-1], headers, body)
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    target: Target,
+    address: IPAddress,
+    headers: dict[str, str],
+    body: str,
+) -> Outcome:
     request = client.build_request(
         "POST",
-        target.pinned_url,
+        target.pinned_url(address),
         content=body.encode(),
         headers={**headers, "host": target.host_header},
         extensions={"sni_hostname": target.tls_name} if target.tls_name else {},
@@ -132,9 +151,9 @@ async def post(ctx: dict[str, Any], endpoint: WebhookEndpoint, event: Event) -> 
             target = await target_for(settings, endpoint.url)
             client: httpx.AsyncClient | None = ctx.get("http")
             if client is not None:
-                return await _send(client, settings, target, headers, body)
+                return await _send_to_any(client, settings, target, headers, body)
             async with httpx.AsyncClient(trust_env=False) as own:
-                return await _send(own, settings, target, headers, body)
+                return await _send_to_any(own, settings, target, headers, body)
     except UnsafeTarget as exc:
         return Outcome(error=f"not sent: {exc.reason}")
     except TimeoutError:

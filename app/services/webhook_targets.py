@@ -37,15 +37,14 @@ class UnsafeTarget(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """A checked URL and the address to connect to for it."""
+    """A checked URL and the addresses to connect to for it, in the resolver's order."""
 
     url: httpx.URL
-    address: IPAddress
+    addresses: tuple[IPAddress, ...]
 
-    @property
-    def pinned_url(self) -> httpx.URL:
-        """The URL with its host replaced by the checked address."""
-        return self.url.copy_with(host=str(self.address))
+    def pinned_url(self, address: IPAddress) -> httpx.URL:
+        """The URL with its host replaced by one of the checked addresses."""
+        return self.url.copy_with(host=str(address))
 
     @property
     def host_header(self) -> str:
@@ -151,11 +150,11 @@ async def check_url(settings: Settings, url: str) -> httpx.URL:
 
 
 async def target_for(settings: Settings, url: str) -> Target:
-    """The checked address to post `url` to now, else UnsafeTarget."""
+    """The checked addresses to post `url` to now, else UnsafeTarget."""
     parsed = parse_url(settings, url)
     addresses = await resolve(parsed.raw_host.decode("ascii"), _port(parsed))
     check_addresses(settings, parsed.host, addresses)
-    return Target(url=parsed, address=addresses[0])
+    return Target(url=parsed, addresses=tuple(addresses))
 
 
 def _literal(host: str) -> IPAddress | None:
