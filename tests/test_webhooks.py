@@ -287,9 +287,14 @@ async def test_events_about_one_invitation_keep_their_order(
 
     receiver.answer(500)
     assert await attempt(settings, created) == "retry"
-    # The next event about the same invitation waits, without an attempt of its own…
+    # The next event about the same invitation waits, without an attempt of its own,
+    # until after the first one's retry is due…
     assert await attempt(settings, sent) == "retry"
-    assert (await OutboxMessage.get(event_id=sent.id)).attempts == 0
+    waiting = await OutboxMessage.get(event_id=sent.id)
+    retrying = await OutboxMessage.get(event_id=created.id)
+    assert waiting.attempts == 0
+    assert waiting.enqueued_at and retrying.enqueued_at
+    assert waiting.enqueued_at > retrying.enqueued_at
     # …while an event about another invitation goes at once.
     assert await attempt(settings, other) == "sent"
 
@@ -453,8 +458,19 @@ async def test_allow_private_lifts_the_address_rule_but_not_https(api_key: str) 
         for url in ("https://127.0.0.1/hook", "https://[::1]/hook", "https://localhost:8443/x"):
             data = await gql(CREATE, {"input": {"url": url}}, auth=api_key)
             assert data["createWebhookEndpoint"]["errors"] == [], url
+        endpoint_id = data["createWebhookEndpoint"]["endpoint"]["id"]
         data = await gql(CREATE, {"input": {"url": "http://127.0.0.1/hook"}}, auth=api_key)
         assert data["createWebhookEndpoint"]["errors"][0]["message"] == "url must use https."
+
+    async with production_gql() as gql:
+        # Turned off, an endpoint saved meanwhile can still be changed, e.g. disabled; a
+        # new URL must pass the rule.
+        same = {"url": "https://localhost:8443/x", "enabled": False}
+        data = await gql(UPDATE, {"id": endpoint_id, "input": same}, auth=api_key)
+        assert data["updateWebhookEndpoint"]["errors"] == []
+        other = {"url": "https://localhost:8444/x"}
+        data = await gql(UPDATE, {"id": endpoint_id, "input": other}, auth=api_key)
+        assert data["updateWebhookEndpoint"]["errors"][0]["field"] == ["url"]
 
 
 async def test_the_address_is_checked_again_at_send_time(

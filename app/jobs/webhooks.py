@@ -163,8 +163,9 @@ async def post(ctx: dict[str, Any], endpoint: WebhookEndpoint, event: Event) -> 
         return Outcome(error=f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
 
 
-async def _earlier_pending(message: OutboxMessage, event: Event) -> bool:
-    """True if an older delivery of the same subject to the same endpoint is on its way."""
+async def _order_wait(settings: Settings, message: OutboxMessage, event: Event) -> float | None:
+    """Seconds to wait while an older delivery of the same subject to the same endpoint is
+    on its way; None if there is none."""
     invitation_id = event.invitation_id  # type: ignore[attr-defined]
     if invitation_id is not None:
         subject = Q(event__invitation_id=invitation_id)
@@ -174,14 +175,22 @@ async def _earlier_pending(message: OutboxMessage, event: Event) -> bool:
     older = Q(created_at__lt=message.created_at) | Q(
         created_at=message.created_at, id__lt=message.id
     )
-    return await OutboxMessage.filter(
+    earlier = OutboxMessage.filter(
         subject,
         older,
         kind=MessageKind.WEBHOOK,
         endpoint_id=message.endpoint_id,  # type: ignore[attr-defined]
         sent_at__isnull=True,
         failed_at__isnull=True,
-    ).exists()
+    )
+    if not await earlier.exists():
+        return None
+    # An older row in back-off is not tried again before its retry is due (its
+    # enqueued_at): looking every few seconds meanwhile would only load the database.
+    now = utcnow()
+    latest = await earlier.filter(enqueued_at__gt=now).order_by("-enqueued_at").first()
+    later = (latest.enqueued_at - now).total_seconds() if latest and latest.enqueued_at else 0.0
+    return later + settings.webhook_order_wait_seconds
 
 
 async def _postpone(message: OutboxMessage, seconds: float) -> Retry:
@@ -207,12 +216,15 @@ async def deliver_webhook(ctx: dict[str, Any], *, outbox_id: str) -> str:
     if message.sent_at is not None or message.failed_at is not None:
         return "already done"
     endpoint, event = message.endpoint, message.event
-    assert endpoint is not None and event is not None  # a webhook row always has both
+    if endpoint is None or event is None:
+        await _finish(message, "not sent: a webhook needs an endpoint and an event")
+        return "skipped"
     if not endpoint.enabled:
         await _finish(message, "not sent: the endpoint is disabled")
         return "skipped"
-    if await _earlier_pending(message, event):
-        raise await _postpone(message, settings.webhook_order_wait_seconds)
+    wait = await _order_wait(settings, message, event)
+    if wait is not None:
+        raise await _postpone(message, wait)
     attempt = message.attempts + 1
     outcome = await post(ctx, endpoint, event)
     try:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from app.config import Settings
 from app.models import Event, MessageKind, OutboxMessage, WebhookDelivery, WebhookEndpoint
 
@@ -152,14 +154,19 @@ async def update_endpoint(
         values["events"] = _event_types(changes["events"])
     if "description" in changes:
         values["description"] = _description(changes["description"])
-    values["url"] = await _url(settings, url)
+    if url != endpoint.url:
+        # The stored URL passed when it was saved and is checked at every send: checking
+        # it again would keep an endpoint whose host stopped resolving from being disabled.
+        values["url"] = await _url(settings, url)
     if changes.get("enabled") is False:
         values["enabled"] = False
-    await WebhookEndpoint.filter(id=endpoint.id).update(**values)
-    if changes.get("enabled") is True:
-        await WebhookEndpoint.filter(id=endpoint.id, enabled=False).update(
-            enabled=True, disabled_reason=None, failing_since=None
-        )
+    async with in_transaction():
+        if values:
+            await WebhookEndpoint.filter(id=endpoint.id).update(**values)
+        if changes.get("enabled") is True:
+            await WebhookEndpoint.filter(id=endpoint.id, enabled=False).update(
+                enabled=True, disabled_reason=None, failing_since=None
+            )
     return await _endpoint(str(endpoint.id))
 
 
