@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -765,3 +766,41 @@ async def test_deliveries_of_all_endpoints_load_in_one_query(
 
     body = await gql.raw("{ webhookEndpoints { deliveries(first: 0) { id } } }", auth=api_key)
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+# --- the README -----------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_block(language: str, word: str) -> str:
+    """The README's one `language` block containing `word`."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.S)
+    [block] = [b for b in blocks if word in b]
+    return str(block)
+
+
+async def test_the_readme_webhook_examples_work(
+    gql: GQL, api_key: str, receiver: Receiver, group: Group
+) -> None:
+    create = readme_block("graphql", "createWebhookEndpoint(")
+    data = await gql(
+        create.replace("https://app.example.com/hooks/usher", receiver.url), auth=api_key
+    )
+    assert data["createWebhookEndpoint"]["errors"] == []
+    secret = receiver.secret = data["createWebhookEndpoint"]["secret"]
+    await publish(group, "invitation.accepted", await invitation_in(group, "ben@example.com"))
+    await publish(group, "invitation.created", await invitation_in(group, "ada@example.com"))
+    assert await drain(webhook_settings()) == ["sent"]  # the endpoint wants no `created`
+
+    listed = await gql(readme_block("graphql", "webhookEndpoints {"), auth=api_key)
+    [endpoint] = listed["webhookEndpoints"]
+    assert [d["eventType"] for d in endpoint["deliveries"]] == ["invitation.accepted"]
+
+    namespace: dict[str, Any] = {}
+    exec(readme_block("python", "standardwebhooks").replace("whsec_…", secret), namespace)
+    [request] = receiver.requests
+    assert namespace["receive"](request.body, request.headers) == 204
+    assert (
+        namespace["receive"](request.body.replace(b"accepted", b"declined"), request.headers) == 401
+    )
