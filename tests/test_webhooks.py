@@ -323,7 +323,7 @@ async def test_a_delivery_that_keeps_failing_is_given_up_and_the_endpoint_disabl
     assert [r.status for r in receiver.requests] == [500] * 4
     row = await OutboxMessage.get(event_id=event.id)
     assert row.failed_at is not None and row.sent_at is None and row.attempts == 4
-    assert row.last_error == "gave up after 4: HTTP 500: answer 500"
+    assert row.last_error == "gave up after 4 attempts: HTTP 500: answer 500"
     assert await attempts_of(endpoint) == [(1, 500), (2, 500), (3, 500), (4, 500)]
     await endpoint.refresh_from_db()
     assert endpoint.failing_since is not None

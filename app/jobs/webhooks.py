@@ -70,8 +70,8 @@ def signed_headers(secret: str, msg_id: str, body: str, when: datetime) -> dict[
         "user-agent": USER_AGENT,
         # A compressed answer could expand far beyond what is read of it.
         "accept-encoding": "identity",
-        # Each request is pinned to one address with its own TLS name: a connection kept
-        # open for the next request (to another host on the same address) must not be.
+        # Each request is pinned to an address with its own TLS name: no connection may
+        # stay open for a later request, to another host on the same address, to reuse.
         "connection": "close",
     }
 
@@ -288,7 +288,9 @@ async def _record_failure(
         await _log_row(message, attempt, outcome, now)
         if final:
             await OutboxMessage.filter(id=message.id, sent_at=None).update(
-                failed_at=now, attempts=attempt, last_error=f"gave up after {attempt}: {error}"
+                failed_at=now,
+                attempts=attempt,
+                last_error=f"gave up after {attempt} attempts: {error}",
             )
             await WebhookEndpoint.filter(id=endpoint.id, failing_since__isnull=True).update(
                 failing_since=now
