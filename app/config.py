@@ -75,6 +75,21 @@ class Settings(BaseSettings):
     query_timeout_seconds: float = 10.0
     # Introspection in production; development always has it (GraphiQL needs it).
     introspection: bool = False
+    # Webhook targets on loopback, private or link-local addresses in production (a
+    # target inside the network Usher runs in is what an attacker with an API key would
+    # aim at; an installation that posts to its own backend there opts in).
+    webhook_allow_private: bool = False
+    # One delivery attempt, from resolving the host to the end of the response's head.
+    webhook_timeout_seconds: float = 10.0
+    # Seconds to wait after each failed attempt; one attempt more than there are waits.
+    # The default spreads 8 attempts over about 27 hours, so a receiver down for a day
+    # still gets everything.
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    # While an older event about the same invitation is still on its way to an endpoint,
+    # a newer one waits this long before it looks again (deliveries keep their order).
+    webhook_order_wait_seconds: float = 5.0
+    # An endpoint whose deliveries have failed for good for this long is disabled.
+    webhook_disable_after_days: float = 5.0
 
     @property
     def secret_keys(self) -> list[str]:
@@ -111,6 +126,11 @@ class Settings(BaseSettings):
         """Introspection is on in development, and in production only when asked for."""
         return not self.is_production or self.introspection
 
+    @property
+    def webhook_retry_schedule(self) -> list[float]:
+        """Seconds to wait after each failed webhook attempt (`USHER_WEBHOOK_RETRY_SECONDS`)."""
+        return [float(part) for part in _split(self.webhook_retry_seconds)]
+
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return float(
@@ -133,6 +153,7 @@ class Settings(BaseSettings):
             problems.append("USHER_MAX_QUERY_COST must be at least 1")
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
+        problems.extend(self._webhook_problems())
         if self.is_production:
             if DEV_SECRET_KEY in self.secret_keys:
                 problems.append(
@@ -149,6 +170,24 @@ class Settings(BaseSettings):
                 )
         if problems:
             raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
+
+    def _webhook_problems(self) -> list[str]:
+        problems = []
+        try:
+            schedule = self.webhook_retry_schedule
+        except ValueError:
+            schedule = [-1.0]
+        if any(not seconds > 0 for seconds in schedule):
+            problems.append(
+                "USHER_WEBHOOK_RETRY_SECONDS must be positive numbers of seconds, comma-separated"
+            )
+        if self.webhook_timeout_seconds <= 0:
+            problems.append("USHER_WEBHOOK_TIMEOUT_SECONDS must be positive")
+        if self.webhook_order_wait_seconds <= 0:
+            problems.append("USHER_WEBHOOK_ORDER_WAIT_SECONDS must be positive")
+        if self.webhook_disable_after_days < 0:
+            problems.append("USHER_WEBHOOK_DISABLE_AFTER_DAYS must not be negative")
+        return problems
 
 
 @lru_cache

@@ -13,7 +13,7 @@ from uuid import UUID
 from strawberry.dataloader import DataLoader
 
 from app.models import Group, Invitation, InvitationEvent, Membership, User
-from app.services import autojoin, groups, invitations, policies
+from app.services import autojoin, groups, invitations, policies, webhooks
 from app.services.auth import users_by_id
 from app.services.pages import CountKey, Page, PageKey
 
@@ -46,6 +46,9 @@ class Loaders:
     )
     invitation_count: DataLoader[CountKey, int] = field(
         default_factory=lambda: DataLoader(load_fn=invitations.invitation_counts)
+    )
+    webhook_deliveries: DataLoader[PageKey, list[webhooks.DeliveryRecord]] = field(
+        default_factory=lambda: DataLoader(load_fn=webhooks.delivery_logs)
     )
     viewer_role: DataLoader[UUID, str | None] = field(init=False)
 

@@ -18,16 +18,22 @@ from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
 from app.graphql.limits import DocumentLimits, bound_validation
+from app.graphql.webhooks import WebhookMutation, WebhookQuery
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
-class Query(GroupQuery, InvitationQuery, EventQuery):
+class Query(GroupQuery, InvitationQuery, EventQuery, WebhookQuery):
     pass
 
 
 @strawberry.type(description="Change groups and invitations.")
 class Mutation(
-    GroupMutation, InvitationMutation, LifecycleMutation, AcceptMutation, AutojoinMutation
+    GroupMutation,
+    InvitationMutation,
+    LifecycleMutation,
+    AcceptMutation,
+    AutojoinMutation,
+    WebhookMutation,
 ):
     pass
 

@@ -26,6 +26,7 @@ from tortoise.expressions import Q
 
 from app.config import Settings
 from app.jobs.email import deliver
+from app.jobs.webhooks import deliver_webhook
 from app.models import MessageKind, OutboxMessage
 from app.services import outbox
 from app.services.common import utcnow
@@ -41,6 +42,7 @@ JOBS: dict[MessageKind, Job] = {
     MessageKind.RESEND: deliver,
     MessageKind.ACCEPTED_NOTICE: deliver,
     MessageKind.REMINDER: deliver,
+    MessageKind.WEBHOOK: deliver_webhook,
 }
 
 

@@ -220,6 +220,7 @@ def invitation_data(invitation: Invitation, inviter: User | None = None) -> dict
 
 # --- the feed ----------------------------------------------------------------------------
 
+# Every event type Usher publishes; webhook endpoints and the feed filter by them.
 INVITATION_EVENT_TYPES = tuple(
     f"invitation.{t}"
     for t in (
