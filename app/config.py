@@ -55,10 +55,11 @@ class Settings(BaseSettings):
     mail_retry_seconds: float = 30.0
     mail_retry_max_seconds: float = 3600.0
     # An outbox row handed to the queue this long ago and still unsent is taken for lost
-    # and handed over again. A deferred retry counts from when it is due, so this only
-    # needs to outlast a send; it is longer than arq keeps a finished job's id (an hour),
-    # so a job that crashed on a bug is not refused as a duplicate when handed over again.
-    relay_stale_seconds: float = 5400.0
+    # (a Redis that restarted empty, a process killed between claim and enqueue) and
+    # handed over again. A deferred retry counts from when it is due. Handing over twice
+    # is safe: the job id is the row id, so arq refuses a second job while the first is
+    # queued, running or remembered, and the job itself skips a row already sent.
+    relay_stale_seconds: float = 60.0
     # Rows and invitations handled per batch by the relay and the sweeps.
     batch_size: int = 500
     # The event feed shows an event once it is this old, so a change committed a moment

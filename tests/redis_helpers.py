@@ -16,6 +16,7 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
 from app.config import Settings
+from app.jobs.worker import UsherWorker, functions
 from app.mail.transports import transport_for
 from app.models import Invitation, OutboxMessage
 from tests.mailserver import free_port
@@ -151,3 +152,21 @@ def job_ctx(settings: Settings, redis: ArqRedis | None = None) -> dict[str, Any]
     if redis is not None:
         ctx["redis"] = redis
     return ctx
+
+
+async def run_worker(settings: Settings, redis_url: str = REDIS_URL) -> UsherWorker:
+    """Run a burst worker until the test's queue is empty (deferred retries included)."""
+    worker = UsherWorker(
+        functions=functions(settings),
+        queue_name=settings.queue_name,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        burst=True,
+        poll_delay=0,
+        handle_signals=False,
+        ctx=job_ctx(settings),
+    )
+    try:
+        await asyncio.wait_for(worker.async_run(), timeout=20)
+    finally:
+        await worker.close()
+    return worker

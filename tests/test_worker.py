@@ -10,12 +10,10 @@ from typing import Any
 
 import pytest
 from arq import ArqRedis
-from arq.connections import RedisSettings
 
 from app.config import Settings
 from app.jobs.expiry import expiry_job_id, schedule_expiries, schedule_expiry
 from app.jobs.outbox import QueueRelay, relay_outbox
-from app.jobs.worker import UsherWorker, functions
 from app.models import (
     DeliveryStatus,
     EventType,
@@ -44,6 +42,7 @@ from tests.redis_helpers import (
     job_settings,
     private_redis,
     redis,
+    run_worker,
 )
 
 __all__ = ["mail_server", "mail_server_session", "private_redis", "redis"]
@@ -65,24 +64,6 @@ def settings(mail_server: MailServer, tmp_path: Path, redis: ArqRedis) -> Settin
         ),
         redis.default_queue_name,
     )
-
-
-async def run_worker(settings: Settings, redis_url: str = REDIS_URL) -> UsherWorker:
-    """Run a burst worker until the test's queue is empty (deferred retries included)."""
-    worker = UsherWorker(
-        functions=functions(settings),
-        queue_name=settings.queue_name,
-        redis_settings=RedisSettings.from_dsn(redis_url),
-        burst=True,
-        poll_delay=0,
-        handle_signals=False,
-        ctx=job_ctx(settings),
-    )
-    try:
-        await asyncio.wait_for(worker.async_run(), timeout=20)
-    finally:
-        await worker.close()
-    return worker
 
 
 async def invite(gql: GQL, make_group: MakeGroup, *emails: str) -> tuple[str, list[str]]:
