@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     relay_stale_seconds: float = 60.0
     # Rows and invitations handled per batch by the relay and the sweeps.
     batch_size: int = 500
+    # Quotas (DESIGN.md, "Safe to expose"): API keys are exempt from the per-inviter one.
+    quota_invites_per_inviter_hour: int = 100
+    quota_invites_per_group_day: int = 1000
+    quota_mails_per_recipient_day: int = 10
+    quota_pending_per_group: int = 5000
     # The event feed shows an event once it is this old, so a change committed a moment
     # after a reader's cursor passed its timestamp is still read.
     feed_delay_seconds: float = 2.0

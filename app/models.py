@@ -335,3 +335,17 @@ class OutboxMessage(Model):
 
     class Meta:
         table = "outbox"
+
+
+class QuotaCounter(Model):
+    """How much of a quota one subject used in one fixed window (without Redis)."""
+
+    id = fields.IntField(primary_key=True)
+    # The quota's name and the subject, e.g. "mails-per-recipient:ben@example.com".
+    key = fields.CharField(max_length=400)
+    window_start = fields.DatetimeField()
+    count = fields.IntField(default=0)
+
+    class Meta:
+        table = "quota_counters"
+        unique_together = (("key", "window_start"),)

@@ -68,6 +68,7 @@ async def database() -> AsyncIterator[str]:
 
 
 TABLES = (
+    "quota_counters",
     "webhook_deliveries",
     "outbox",
     "events",

@@ -33,8 +33,9 @@ from app.models import (
     User,
 )
 from app.services import changes as core
-from app.services import events
+from app.services import events, quotas
 from app.services.common import utcnow
+from app.services.errors import RateLimited
 from app.services.invitations import effective_status, invite_url
 
 log = logging.getLogger("usher.jobs")
@@ -136,6 +137,7 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         log.info("outbox %s not sent: %s", message.id, reason)
         return "skipped"
 
+    await _hold_over_quota(settings, message, invitation)
     attempt = message.attempts + 1
     try:
         email = await compose(settings, message, invitation)
@@ -172,6 +174,31 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         raise Retry(defer=defer) from None
     await _record_sent(message, invitation, str(email["Message-ID"]), attempt)
     return "sent"
+
+
+async def _hold_over_quota(
+    settings: Settings, message: OutboxMessage, invitation: Invitation
+) -> None:
+    """Count an email to the invitee against their mailbox's daily quota.
+
+    Over it, the message waits (it is not an attempt) until the window ends: a new
+    employee invited to many boards on day one gets every invitation, a few a day, and a
+    stranger's inbox is never flooded.
+    """
+    if message.kind not in STATUS_KINDS or not invitation.email:
+        return
+    try:
+        await quotas.take_mail(settings, invitation.email)
+    except RateLimited as limited:
+        assert limited.retry_after is not None
+        await OutboxMessage.filter(id=message.id, sent_at=None).update(
+            enqueued_at=limited.retry_after, last_error="held: the recipient's daily quota"
+        )
+        log.info(
+            "outbox %s held until %s by the recipient's quota", message.id, limited.retry_after
+        )
+        raise Retry(defer=max(limited.retry_after - utcnow(), timedelta(seconds=1))) from None
+    return None
 
 
 async def _record_sent(

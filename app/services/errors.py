@@ -55,5 +55,16 @@ class DomainError(Exception):
         )
 
 
-class AuthenticationRequired(Exception):
-    """No valid credential where one is needed: a top-level GraphQL error, not data."""
+class RateLimited(DomainError):
+    """RATE_LIMITED, with the moment the change may be tried again."""
+
+    def __init__(
+        self, message: str, retry_after: datetime, field: Sequence[str] | None = ("id",)
+    ) -> None:
+        when = retry_after.isoformat(timespec="seconds")
+        super().__init__(
+            ErrorCode.RATE_LIMITED,
+            f"{message}; try again after {when}.",
+            field,
+            retry_after=retry_after,
+        )

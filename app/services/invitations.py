@@ -25,7 +25,7 @@ from app.models import (
     MessageKind,
     TargetType,
 )
-from app.services import changes, events
+from app.services import changes, events, quotas
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
@@ -233,6 +233,7 @@ async def invite(
     created: list[Invitation] = []
     errors: list[DomainError] = []
     seen: set[str] = set()
+    room = await quotas.pending_room(settings, group.id)
     for index, spec in enumerate(invitees):
         try:
             invitation = await _invite_one(
@@ -241,6 +242,7 @@ async def invite(
                 group,
                 spec,
                 seen,
+                room,
                 role=default_role,
                 permissions=list(permissions or []),
                 message=message,
@@ -264,6 +266,7 @@ async def _invite_one(
     group: Group,
     spec: InviteeSpec,
     seen: set[str],
+    room: quotas.PendingRoom,
     *,
     role: str,
     permissions: list[str],
@@ -294,6 +297,8 @@ async def _invite_one(
     try:
         async with events.transaction():
             await expire_overdue(group_id=group.id, open_key=key, now=now)
+            room.use()
+            await quotas.take_invitation(settings, principal, group.id)
             invitation = await Invitation.create(
                 group=group,
                 target_type=TargetType.EMAIL,
@@ -317,6 +322,7 @@ async def _invite_one(
             mail = MessageKind.INVITATION if delivery == DeliveryStatus.QUEUED else None
             await changes.record(invitation, EventType.CREATED, actor=principal, mail=mail)
     except IntegrityError:
+        room.left += 1  # nothing was opened after all
         raise DomainError(
             ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
         ) from None

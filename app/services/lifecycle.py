@@ -24,10 +24,10 @@ from app.models import (
     TargetType,
 )
 from app.services import changes as core
-from app.services import events
+from app.services import events, quotas
 from app.services.auth import Principal
 from app.services.common import parse_id, utcnow
-from app.services.errors import DomainError, ErrorCode
+from app.services.errors import DomainError, ErrorCode, RateLimited
 from app.services.invitations import (
     MAX_DAYS,
     MIN_DAYS,
@@ -120,19 +120,6 @@ async def refusal(
     )
 
 
-class RateLimited(DomainError):
-    """RATE_LIMITED, with the moment the change may be tried again."""
-
-    def __init__(self, message: str, retry_after: datetime) -> None:
-        when = retry_after.isoformat(timespec="seconds")
-        super().__init__(
-            ErrorCode.RATE_LIMITED,
-            f"{message}; try again after {when}.",
-            ["id"],
-            retry_after=retry_after,
-        )
-
-
 # --- links -------------------------------------------------------------------------------
 
 
@@ -164,7 +151,10 @@ async def create_invite_link(
     check_payload(message, metadata, permissions, return_to)
     role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, role, ["role"])
+    room = await quotas.pending_room(settings, group.id)
     async with events.transaction():
+        room.use()
+        await quotas.take_invitation(settings, principal, group.id)
         invitation = await Invitation.create(
             group=group,
             target_type=TargetType.LINK,
