@@ -106,8 +106,23 @@ SHARED = [
     ("metadata", {"plan": {f"se{NUL}ats": 3}}, ["metadata"]),
     ("metadata", {"plan": ["pro", {"seats": f"3{NUL}"}]}, ["metadata"]),
     ("returnTo", f"/projects/42{NUL}", ["returnTo"]),
+    # Sent as JSON's non-standard NaN, Infinity and -Infinity (Python writes them so);
+    # PostgreSQL's jsonb has no such numbers.
+    ("metadata", {"seats": float("nan")}, ["metadata"]),
+    ("metadata", {"plan": [1, float("inf")]}, ["metadata"]),
+    ("metadata", float("-inf"), ["metadata"]),
 ]
-SHARED_IDS = ["role", "permissions", "message", "metadata-key", "metadata-value", "returnTo"]
+SHARED_IDS = [
+    "role",
+    "permissions",
+    "message",
+    "metadata-key",
+    "metadata-value",
+    "returnTo",
+    "metadata-nan",
+    "metadata-infinity",
+    "metadata-minus-infinity",
+]
 
 
 @pytest.mark.parametrize(("name", "value", "field"), SHARED, ids=SHARED_IDS)
@@ -174,6 +189,23 @@ async def test_create_invite_link_refuses_a_bad_field(
     refused(result["createInviteLink"], field)
     assert result["createInviteLink"]["invitation"] is None
     assert await counts() == before
+
+
+async def test_numbers_too_large_for_a_double_are_refused(
+    gql: GQL, api_key: str, acme: dict[str, Any]
+) -> None:
+    # 1e400 reads as infinity, in a JSON body as in a GraphQL literal.
+    link = '{"groupType": "org", "groupId": "acme", "metadata": {"seats": 1e400}}'
+    body = '{"query": %s, "variables": {"input": %s}}' % (json.dumps(CREATE_LINK), link)
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    response = await gql.http.post("/graphql", content=body, headers=headers)
+    refused(response.json()["data"]["createInviteLink"], ["metadata"])
+    literal = CREATE_LINK.replace("$input: CreateInviteLinkInput!", "").replace(
+        "input: $input", 'input: {groupType: "org", groupId: "acme", metadata: {seats: [1e400]}}'
+    )
+    result = await data(gql, literal.replace("mutation()", "mutation"), {}, auth=api_key)
+    refused(result["createInviteLink"], ["metadata"])
+    assert await Invitation.all().count() == 0
 
 
 # --- updateInvitation ---------------------------------------------------------------------
