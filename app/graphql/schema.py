@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, VariableDefinitionNode
 from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 
 from app.config import Settings, get_settings
@@ -38,9 +38,31 @@ log = logging.getLogger("usher.graphql")
 
 
 def _should_mask(error: GraphQLError) -> bool:
-    # Malformed requests (no original error) and deliberate errors are safe to show.
+    # Malformed requests (no original error), deliberate errors and variables the client
+    # sent wrong are safe to show; anything else that was raised is a bug.
     original = error.original_error
-    return original is not None and not isinstance(original, PublicError)
+    return (
+        original is not None
+        and not isinstance(original, PublicError)
+        and not _is_bad_variable(error)
+    )
+
+
+def _is_bad_variable(error: GraphQLError) -> bool:
+    """True for graphql-core's report of a variable value that failed coercion.
+
+    It stands on the variable's definition, before any field ran, and wraps the
+    GraphQLError its type raised; a type that failed with anything but a ValueError (a
+    scalar's documented way to refuse a value) had a bug, which stays masked.
+    """
+    inner = error.original_error
+    return (
+        error.path is None
+        and bool(error.nodes)
+        and all(isinstance(node, VariableDefinitionNode) for node in error.nodes or ())
+        and isinstance(inner, GraphQLError)
+        and (inner.original_error is None or isinstance(inner.original_error, ValueError))
+    )
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
