@@ -311,17 +311,25 @@ class Invitation:
     async def accepted_by(self, info: Info) -> User | None:
         return await _user(info, self.model.accepted_by_id)  # type: ignore[attr-defined]
 
+    async def _managed_by_caller(self, info: Info) -> bool:
+        ctx = info.context
+        return await can_manage_invitation(
+            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
+        )
+
     @strawberry.field(description="The link that opens it; only for those who may manage it.")
     async def invite_url(self, info: Info) -> str | None:
-        ctx = info.context
-        if not await can_manage_invitation(
-            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
-        ):
+        if not await self._managed_by_caller(info):
             return None
         return invitation_service.invite_url(info.context.settings, self.model)
 
-    @strawberry.field(description="The audit trail, oldest first.")
+    @strawberry.field(
+        description="The audit trail, oldest first; only for those who may manage the "
+        "invitation, empty for anyone else (its actors are other members of the group)."
+    )
     async def events(self, info: Info) -> list[InvitationEvent]:
+        if not await self._managed_by_caller(info):
+            return []
         rows = await info.context.loaders.events.load(self.model.id)
         return [
             InvitationEvent(
