@@ -10,9 +10,17 @@ before any resolver, in time linear in its size: each definition is walked once 
 fragment spread reuses the fragment's measure instead of walking it again. A document
 over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit.
 
-The cost estimates the nodes a response can hold: every field counts 1, a field with a
-`first` argument multiplies what it contains by its page size, and a plain list field
-by `LIST_ESTIMATE`.
+The cost is an upper bound on the objects a response can hold, so it must never be
+below what the resolvers may return:
+- every field counts 1 (a list of scalars too: its items are plain values);
+- a field with a `first` argument multiplies what it contains by its page size (1 to
+  MAX_PAGE; left out, the schema's default), and the `edges` of its connection count
+  once, being that page;
+- any other list of objects multiplies what it contains by its maximum in
+  LIST_MAXIMUMS, the one table of how long each such list can be: the resolvers cut
+  their lists at these numbers, and a test keeps the table complete;
+- introspection's lists, answered from memory, by INTROSPECTION_LIST_ESTIMATE;
+- the selections of a field add up, fragments included, branches on different types too.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from graphql import (
     get_named_type,
     get_nullable_type,
     is_introspection_type,
+    is_leaf_type,
     is_list_type,
     parse,
 )
@@ -56,6 +65,9 @@ from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import SchemaExtension
 
 from app.graphql.errors import PublicError
+from app.services.accept import MAX_IDS
+from app.services.autojoin import MAX_DOMAINS
+from app.services.invitations import MAX_INVITEES
 from app.services.pages import MAX_PAGE
 
 # The largest body accepted on /graphql (HTTP 413 beyond). The largest real request, an
@@ -96,14 +108,41 @@ MAX_DIRECTIVES = 50
 # users, is 10.
 MAX_DEPTH = 15
 
-# What a list without `first` is counted as: a user's memberships, an invitation's
-# events, the open invitations for one address are typically a few, rarely dozens.
-LIST_ESTIMATE = 10
+# The longest list input a mutation takes: invitees, ids to accept, autojoin domains.
+MAX_INPUT_ITEMS = max(MAX_INVITEES, MAX_IDS, MAX_DOMAINS)
 
-# The same for the schema's own lists in introspection, answered from memory: Usher's
-# schema has 44 types, 3.3 fields per type and 0.3 arguments per field on average.
-# GraphiQL's introspection query then costs about 8,600 (its answer has 3,500 nodes);
-# with LIST_ESTIMATE it would cost 52,000.
+# The most items of every list of objects the API returns outside a connection, by
+# "Type.field". The resolvers cut their lists here (and say so in their descriptions);
+# the cost counts each list at this maximum. A list missing from the table is counted
+# as UNLISTED, and `unbounded_lists` (checked by the tests) finds it.
+LIST_MAXIMUMS: dict[str, int] = {
+    # The signed-in user's most recent memberships: an admin of many workspaces pages
+    # through them with `Group` queries; 100 fill any menu.
+    "Viewer.memberships": 100,
+    # The most recent events of one invitation: a life of sends, resends and renewals
+    # fits; a screen shows the latest.
+    "Invitation.events": 50,
+    # What one address is offered: more than a person can read on a signup page.
+    "OpenInvitations.invitations": 100,
+    "OpenInvitations.autojoinGroups": 100,
+    # Payloads hold at most one item per item of their list input, which the services
+    # bound (100 invitees, ids or domains); errors, one per item of the largest.
+    "InvitePayload.invitations": MAX_INVITEES,
+    "AcceptPayload.invitations": MAX_IDS,
+    "AcceptPayload.memberships": MAX_IDS,
+    "InvitePayload.errors": MAX_INPUT_ITEMS,
+    "AcceptPayload.errors": MAX_INPUT_ITEMS,
+    "GroupPayload.errors": MAX_INPUT_ITEMS,
+    "InvitationPayload.errors": MAX_INPUT_ITEMS,
+}
+
+# A list of objects missing from LIST_MAXIMUMS is counted as a full page.
+UNLISTED = MAX_PAGE
+
+# The schema's own lists in introspection, answered from memory: Usher's schema has 44
+# types, 3.3 fields per type and 0.3 arguments per field on average. GraphiQL's
+# introspection query then costs about 8,600 (its answer has 3,500 nodes); counted as
+# 10 each, it would cost 52,000.
 INTROSPECTION_LIST_ESTIMATE = 5
 
 # Costs are clamped here, so a document that expands exponentially never builds huge
@@ -194,6 +233,25 @@ def page_types(schema: GraphQLSchema) -> frozenset[str]:
                 if "first" in gfield.args:
                     names.add(get_named_type(gfield.type).name)
     return frozenset(names)
+
+
+def unbounded_lists(schema: GraphQLSchema) -> list[str]:
+    """Lists of objects the schema returns with no maximum in LIST_MAXIMUMS, and entries
+    of the table that name no such list; both empty in a consistent schema."""
+    lists = set()
+    for gtype in schema.type_map.values():
+        if is_introspection_type(gtype) or gtype.name in page_types(schema):
+            continue  # answered from memory, or a connection's page
+        if isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType):
+            lists |= {f"{gtype.name}.{n}" for n, f in gtype.fields.items() if _object_list(f)}
+    return sorted(lists ^ LIST_MAXIMUMS.keys())
+
+
+def _object_list(gfield: GraphQLField) -> bool:
+    """A list of objects that is not a connection."""
+    nullable = get_nullable_type(gfield.type)
+    inner = get_named_type(gfield.type)
+    return is_list_type(nullable) and not is_leaf_type(inner) and "first" not in gfield.args
 
 
 def _int(literal: IntValueNode) -> int:
@@ -306,7 +364,9 @@ class _Meter:
         if is_introspection_type(parent):
             return INTROSPECTION_LIST_ESTIMATE
         # The list of a connection is its page, already counted by the field's `first`.
-        return 1 if parent.name in page_types(self.schema) else LIST_ESTIMATE
+        if parent.name in page_types(self.schema):
+            return 1
+        return LIST_MAXIMUMS.get(f"{parent.name}.{node.name.value}", UNLISTED)
 
     def _page_size(self, node: FieldNode, argument: GraphQLArgument) -> int:
         """The `first` a field will get: literal, variable, or the schema's default."""
