@@ -522,22 +522,49 @@ async def test_a_slow_operation_is_stopped(monkeypatch: pytest.MonkeyPatch, api_
     assert error["extensions"]["code"] == "TIMEOUT" and "0.2 seconds" in error["message"]
 
 
-async def test_a_stopped_mutation_rolls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    reached = asyncio.Event()
-
-    class StalledMembership:
+async def test_a_mutation_is_not_stopped_half_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    class SlowMembership:
         @staticmethod
-        async def create(**kwargs: object) -> None:
-            reached.set()  # the group row is written, in the transaction
-            await asyncio.sleep(30)
+        async def create(**kwargs: Any) -> Membership:
+            await asyncio.sleep(0.5)  # longer than the time limit, with the group written
+            return await Membership.create(**kwargs)
 
-    monkeypatch.setattr(group_service, "Membership", StalledMembership)
-    async with _gql(_settings(query_timeout_seconds=0.5)) as gql:
+    monkeypatch.setattr(group_service, "Membership", SlowMembership)
+    async with _gql(_production(query_timeout_seconds=0.2)) as gql:
         variables = {"input": {"type": "org", "externalId": "acme", "name": "Acme"}}
-        body = await gql.raw(CREATE_GROUP, variables, auth=gql.token("olivia"))
-    assert body["errors"][0]["extensions"]["code"] == "TIMEOUT"
-    assert reached.is_set()
-    assert await Group.filter(external_id="acme").count() == 0
+        data = await gql(CREATE_GROUP, variables, auth=gql.token("olivia"))
+    assert data["createGroup"]["group"]["viewerRole"] == "owner"
+    assert await Membership.filter(group__external_id="acme").count() == 1
+
+
+def _creates(count: int) -> str:
+    return " ".join(
+        f'g{i}: createGroup(input: {{type: "org", externalId: "g{i}", name: "G"}}) {{ errors {{ code }} }}'
+        for i in range(count)
+    )
+
+
+async def test_mutations_are_bounded_by_their_root_fields(gql: GQL, api_key: str) -> None:
+    most = limits.MAX_MUTATION_FIELDS
+    over = [
+        f"mutation {{ {_creates(most + 1)} }}",
+        # Through a fragment and an inline fragment, counted once each as written.
+        f"mutation {{ ...M ... on Mutation {{ {_creates(1).replace('g0:', 'x:')} }} }} "
+        f"fragment M on Mutation {{ {_creates(most)} }}",
+        # A fragment spread twice counts twice (an upper bound: same fields would merge).
+        f"mutation {{ ...M ...M }} fragment M on Mutation {{ {_creates(most // 2 + 1)} }}",
+    ]
+    for document in over:
+        error = _refusal(await gql.raw(document, auth=api_key))
+        assert error["extensions"]["limit"] == most and "root fields" in error["message"]
+    assert await Group.all().count() == 0
+    data = await gql(f"mutation {{ {_creates(most)} }}", auth=api_key)
+    assert len(data) == most and await Group.all().count() == most
+    # Queries are bounded by their cost alone.
+    aliases = " ".join(
+        f'q{i}: group(groupType: "org", groupId: "g{i}") {{ id }}' for i in range(20)
+    )
+    assert len(await gql(f"{{ {aliases} }}", auth=api_key)) == 20
 
 
 def test_limits_must_be_positive() -> None:

@@ -8,7 +8,10 @@ graphql-core's OverlappingFieldsCanBeMerged rule quadratic. So every document is
 with a token budget and then measured here, before graphql-core's validation and
 before any resolver, in time linear in its size: each definition is walked once and a
 fragment spread reuses the fragment's measure instead of walking it again. A document
-over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit.
+over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit. A
+mutation is also refused beyond MAX_MUTATION_FIELDS root fields: it is never stopped
+half-way, so its size is bounded before it runs, while a query is stopped after the time
+limit (`QueryTimeLimit`).
 
 The cost is an upper bound on the objects a response can hold, so it must never be
 below what the resolvers may return:
@@ -18,14 +21,17 @@ below what the resolvers may return:
   once, being that page;
 - any other list of objects multiplies what it contains by its maximum in
   LIST_MAXIMUMS, the one table of how long each such list can be: the resolvers cut
-  their lists at these numbers, and a test keeps the table complete;
+  their lists at these numbers (a payload's, by the size of its input), and a test keeps
+  the table complete;
 - introspection's lists, answered from memory, by INTROSPECTION_LIST_ESTIMATE;
 - the selections of a field add up, fragments included, branches on different types too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -47,6 +53,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
     SchemaMetaFieldDef,
     SelectionNode,
     SelectionSetNode,
@@ -63,6 +70,7 @@ from graphql import (
 )
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as ExecutedOperationType
 
 from app.graphql.errors import PublicError
 from app.services.accept import MAX_IDS
@@ -102,6 +110,13 @@ MAX_ALIASES = 100
 
 # Directives written in a document (@include, @skip); clients use a few.
 MAX_DIRECTIVES = 50
+
+# Root fields of a mutation. They run one after another, and a mutation is never stopped
+# half-way (each invitee of `invite` is committed on its own, by design, so stopping one
+# would leave part of its writes behind): this number is what bounds one request's writes.
+# 10 `invite`s of 100 are 1,000 invitations, a group's default daily quota. Clients batch
+# with the list inputs (invitees, ids), not with aliases.
+MAX_MUTATION_FIELDS = 10
 
 # Nesting of fields. GraphiQL's introspection query is 15 deep (nine `ofType` levels);
 # Usher's own deepest useful path, a group's invitations with their group's members'
@@ -158,6 +173,8 @@ OVERLAP_BUDGET = 50_000
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
+log = logging.getLogger("usher.graphql")
+
 
 def refusal(message: str, limit: int | None = None, measured: int | None = None) -> PublicError:
     """The error for a document over one of the limits (both numbers also in `extensions`)."""
@@ -203,10 +220,11 @@ def parse_document(query: str) -> DocumentNode:
 
 @dataclass(frozen=True)
 class Measure:
-    """Cost and depth of a selection set."""
+    """Cost and depth of a selection set, and the fields it selects at its own level."""
 
     cost: int = 0
     depth: int = 0
+    fields: int = 0
 
 
 @dataclass
@@ -219,6 +237,8 @@ class Measurement:
     directives: int = 0
     depth: int = 0
     cost: int = 0
+    # Root fields of the mutation (through fragments), 0 for a query.
+    mutation_fields: int = 0
     # Selections and definitions walked: the checker's own work, linear in the document.
     visited: int = 0
 
@@ -303,14 +323,15 @@ class _Meter:
         self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, level: int
     ) -> Measure:
         """Cost and depth of a selection set; spreads reuse their fragment's measure."""
-        cost = depth = 0
+        cost = depth = fields = 0
         for selection in selection_set.selections:
             self.result.visited += 1
             part = self._selection(selection, parent, level)
             # Branches on different types are added up, not maxed: an upper bound.
             cost = min(cost + part.cost, COST_CEILING)
             depth = max(depth, part.depth)
-        return Measure(cost, depth)
+            fields = min(fields + part.fields, COST_CEILING)
+        return Measure(cost, depth, fields)
 
     def _selection(
         self, selection: SelectionNode, parent: GraphQLNamedType | None, level: int
@@ -331,12 +352,12 @@ class _Meter:
             # Stops the walk early, which also bounds the recursion.
             raise refusal(f"The document nests fields more than {MAX_DEPTH} deep.", MAX_DEPTH)
         if node.selection_set is None:
-            return Measure(1, 1)
+            return Measure(1, 1, 1)
         definition = self._field_definition(parent, node.name.value)
         inner_type = get_named_type(definition.type) if definition else None
         inner = self.selection_set(node.selection_set, inner_type, level + 1)
         times = self._multiplier(node, definition, parent)
-        return Measure(min(1 + times * inner.cost, COST_CEILING), inner.depth + 1)
+        return Measure(min(1 + times * inner.cost, COST_CEILING), inner.depth + 1, 1)
 
     def _field_definition(self, parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
         if name == "__typename":
@@ -446,6 +467,8 @@ def measure(
         result = meter.selection_set(operation.selection_set, root, 0)
         meter.result.cost = max(meter.result.cost, result.cost)
         meter.result.depth = max(meter.result.depth, result.depth)
+        if operation.operation is OperationType.MUTATION:
+            meter.result.mutation_fields = max(meter.result.mutation_fields, result.fields)
     return meter.result
 
 
@@ -460,6 +483,13 @@ def check(measurement: Measurement, max_cost: int) -> None:
     for what, count, limit in written:
         if count > limit:
             raise refusal(f"The document has {count} {what}; the limit is {limit}.", limit, count)
+    if measurement.mutation_fields > MAX_MUTATION_FIELDS:
+        raise refusal(
+            f"The mutation has {measurement.mutation_fields} root fields; the limit is "
+            f"{MAX_MUTATION_FIELDS}.",
+            MAX_MUTATION_FIELDS,
+            measurement.mutation_fields,
+        )
     if measurement.depth > MAX_DEPTH:
         raise refusal(
             f"The operation nests fields {measurement.depth} deep; the limit is {MAX_DEPTH}.",
@@ -509,3 +539,33 @@ class DocumentLimits(SchemaExtension):
             except GraphQLError as error:
                 context.pre_execution_errors = [error]
         yield
+
+
+class QueryTimeLimit(SchemaExtension):
+    """Stops a query that runs longer than `seconds`; a mutation runs to its end.
+
+    A mutation stopped half-way would keep the part of its writes already committed and
+    answer as if none were: mutations are bounded before they run instead, by
+    MAX_MUTATION_FIELDS and by each service's own limits. Work that never awaits is not
+    interrupted by any time limit; the cost limit is what bounds it.
+    """
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Run the operation, within the time limit if it is a query."""
+        context = self.execution_context
+        if context.operation_type is not ExecutedOperationType.QUERY:
+            yield
+            return
+        timeout = asyncio.timeout(self.seconds)
+        try:
+            async with timeout:
+                yield
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            log.warning("operation %s stopped after %ss", context.operation_name, self.seconds)
+            message = f"The operation took longer than {self.seconds:g} seconds and was stopped."
+            raise PublicError(message, "TIMEOUT") from None

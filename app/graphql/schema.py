@@ -14,7 +14,7 @@ from app.graphql.errors import DomainErrors, PublicError
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
-from app.graphql.limits import DocumentLimits, bound_validation
+from app.graphql.limits import DocumentLimits, QueryTimeLimit, bound_validation
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
@@ -66,12 +66,16 @@ def _is_bad_variable(error: GraphQLError) -> bool:
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The GraphQL schema: documents over the limits are refused before they run,
-    introspection follows the settings, and in production unexpected errors are masked."""
+    """The GraphQL schema: documents over the limits are refused before they run, queries
+    stop after the time limit, introspection follows the settings, and in production
+    unexpected errors are masked."""
     settings = settings or get_settings()
     bound_validation()
-    max_cost = settings.max_query_cost
-    extensions: list[Callable[[], SchemaExtension]] = [lambda: DocumentLimits(max_cost=max_cost)]
+    max_cost, seconds = settings.max_query_cost, settings.query_timeout_seconds
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: DocumentLimits(max_cost=max_cost),
+        lambda: QueryTimeLimit(seconds=seconds),
+    ]
     if not settings.introspection_enabled:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     if settings.is_production:
