@@ -24,7 +24,7 @@ from app.models import (
     InvitationStatus,
     OutboxMessage,
 )
-from app.services.invitations import utcnow
+from app.services.common import utcnow
 from tests.conftest import GQL, INVITE
 from tests.mailserver import (
     BY_TOKEN,
