@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # about 2,400; a user's groups with 100 members each and those members' groups with
     # 100 members each cost over 400,000 and are refused.
     max_query_cost: int = 50_000
-    # An operation still running after this long is cancelled (its transaction rolls back).
+    # A query still running after this long is stopped; mutations run to their end.
     query_timeout_seconds: float = 10.0
     # Introspection in production; development always has it (GraphiQL needs it).
     introspection: bool = False

@@ -3,8 +3,8 @@
 One filter, `RedactSecrets`, sits on every handler Usher configures (the root handler of
 the `usher` command and uvicorn's handlers). A handler's filter sees every record the
 handler writes, whichever logger made it, and rewrites the record before it is formatted:
-its message (any object, e.g. the GraphQLError Strawberry logs, which quotes the query),
-its arguments, its traceback and its stack.
+its message (any object; the GraphQLError Strawberry logs is written without the excerpt
+of the query its str() quotes), its arguments, its traceback and its stack.
 """
 
 from __future__ import annotations
@@ -12,22 +12,34 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import string
 from collections.abc import Mapping
 from typing import Any
 
-from graphql import GraphQLError, Source, SourceLocation, get_location, print_source_location
+from graphql import GraphQLError
 from uvicorn.config import LOGGING_CONFIG
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 # A token or key is cut at the first space or quote, not at the end of its alphabet, so a
 # dot or any junk inside one (the spellings an attacker tries) hides nothing after it.
+# Inside quotes it runs to the closing quote (or the end of the line): a token pasted with
+# a space in it, or a line break written as an escape, hides nothing after the break.
 _RUN = r"""[^\s"']"""
 SECRET = re.compile(
-    rf"(?P<prefix>inv_|usk_){_RUN}+"
+    r"""(?<=")(?P<double>inv_|usk_|eyJ)[^"\n]*"""
+    r"""|(?<=')(?P<single>inv_|usk_|eyJ)[^'\n]*"""
+    rf"|(?P<prefix>inv_|usk_){_RUN}+"
     # A JWT: three segments, the first a base64url JSON object ("eyJ" is `{"`).
     rf"|eyJ[^\s\"'.]*\.[^\s\"'.]*\.{_RUN}*"
 )
+
+# GraphQL and JSON can write any character as an escape, \u0069 or (GraphQL) \u{69}, and a
+# secret written so still opens what it opens. Escapes of the characters secrets are made
+# of are read back before matching; no other escape is, so that no line break or control
+# character is ever written into a log line.
+_ESCAPE = re.compile(r"\\u(?:\{(?P<braced>[0-9A-Fa-f]{1,6})\}|(?P<plain>[0-9A-Fa-f]{4}))")
+_SECRET_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_.")
 
 # Attributes every record has; any other string attribute came in through `extra`.
 _STANDARD_ATTRIBUTES = frozenset(
@@ -37,43 +49,38 @@ _FORMATTER = logging.Formatter()
 
 
 def redact(text: str) -> str:
-    """`text` with every token, JWT and API key replaced by its kind (`inv_…`, `eyJ…`, `usk_…`)."""
-    return SECRET.sub(_placeholder, text)
+    """`text` with every token, JWT and API key replaced by its kind (`inv_…`, `eyJ…`, `usk_…`),
+    escapes read back; text without any is returned as it was."""
+    decoded = _ESCAPE.sub(_unescape, text)
+    redacted = SECRET.sub(_placeholder, decoded)
+    if decoded != text and redacted == decoded:
+        return text  # escapes, but no secret: leave them as written
+    return redacted
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = int(match.group("braced") or match.group("plain"), 16)
+    char = chr(code) if code <= 0x10FFFF else ""
+    return char if char in _SECRET_ALPHABET else match.group()
 
 
 def _placeholder(match: re.Match[str]) -> str:
-    return (match.group("prefix") or "eyJ") + "…"
-
-
-def _blank(text: str) -> str:
-    """`redact`, padding each placeholder with spaces so every column stays where it was."""
-    return SECRET.sub(lambda m: _placeholder(m).ljust(len(m.group())), text)
+    prefix = match.group("double") or match.group("single") or match.group("prefix")
+    return (prefix or "eyJ") + "…"
 
 
 def graphql_error_text(error: GraphQLError) -> str:
-    """`str(error)` with the secrets in the document it quotes blanked out.
+    """What is logged of a GraphQLError: its message, locations and path.
 
-    graphql-core cuts a long line of the document into 80-character pieces; a secret cut
-    in two would escape the pattern, so the document is blanked before it is printed.
+    Not the excerpt of the document that `str(error)` adds: the document is the client's
+    text, where a secret can be spelled in more ways than a pattern can follow (split by a
+    space or a line, in escapes); the locations say where to look.
     """
-    output = [error.message]
-    for source, location in _quoted(error):
-        blanked = Source(_blank(source.body), source.name, source.location_offset)
-        output.append(print_source_location(blanked, location))
-    return "\n\n".join(output)
-
-
-def _quoted(error: GraphQLError) -> list[tuple[Source, SourceLocation]]:
-    """The places in the document that `str(error)` prints, as graphql-core finds them."""
-    if error.nodes:
-        return [
-            (node.loc.source, get_location(node.loc.source, node.loc.start))
-            for node in error.nodes
-            if node.loc
-        ]
-    if error.source and error.locations:
-        return [(error.source, location) for location in error.locations]
-    return []
+    where = [f"{at.line}:{at.column}" for at in error.locations or ()]
+    notes = [f"at {', '.join(where)}"] if where else []
+    if error.path:
+        notes.append(f"path {'.'.join(map(str, error.path))}")
+    return f"{error.message} ({'; '.join(notes)})" if notes else error.message
 
 
 class RedactedTraceback(Exception):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -19,21 +17,19 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLRequestData
-from strawberry.types import ExecutionResult
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
-from app.graphql.errors import PublicError
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
 
-log = logging.getLogger("usher.graphql")
-
 
 class UsherGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with Usher's context, a time limit, and 400 for bad JSON."""
+    """Strawberry's ASGI view with Usher's context, and 400 for bad JSON.
+
+    The time limit is the schema's (`QueryTimeLimit`), where the operation's type is known.
+    """
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(
@@ -57,30 +53,6 @@ class UsherGraphQL(GraphQL[Context, None]):
         if json_too_deep(value):
             raise HTTPException(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
         return value
-
-    async def execute_single(
-        self,
-        request: Request,
-        request_adapter: AsyncHTTPRequestAdapter,
-        sub_response: Response,
-        context: Context,
-        root_value: None,
-        request_data: GraphQLRequestData,
-    ) -> ExecutionResult:
-        """Run one operation, cancelling it after USHER_QUERY_TIMEOUT_SECONDS."""
-        seconds = self.settings.query_timeout_seconds
-        timeout = asyncio.timeout(seconds)
-        try:
-            async with timeout:
-                return await super().execute_single(
-                    request, request_adapter, sub_response, context, root_value, request_data
-                )
-        except TimeoutError:
-            if not timeout.expired():
-                raise
-        log.warning("operation %s cancelled after %ss", request_data.operation_name, seconds)
-        message = f"The operation took longer than {seconds:g} seconds and was stopped."
-        return ExecutionResult(data=None, errors=[PublicError(message, "TIMEOUT")])
 
 
 class BodyLimit:

@@ -194,6 +194,8 @@ BAD_CLAIMS = {
     "boolean as email": {"email": True},
     "number as sub": {"sub": 12345},
     "empty sub": {"sub": ""},
+    "blank sub": {"sub": "   "},
+    "no-break-space sub": {"sub": "\u00a0\u3000"},
 }
 
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
+from graphql import GraphQLError, OperationDefinitionNode, parse
 
+from app.config import Settings
+from app.graphql.schema import _should_mask
+from app.main import create_app
 from app.models import (
     AutojoinDomain,
     Group,
@@ -106,8 +111,23 @@ SHARED = [
     ("metadata", {"plan": {f"se{NUL}ats": 3}}, ["metadata"]),
     ("metadata", {"plan": ["pro", {"seats": f"3{NUL}"}]}, ["metadata"]),
     ("returnTo", f"/projects/42{NUL}", ["returnTo"]),
+    # Sent as JSON's non-standard NaN, Infinity and -Infinity (Python writes them so);
+    # PostgreSQL's jsonb has no such numbers.
+    ("metadata", {"seats": float("nan")}, ["metadata"]),
+    ("metadata", {"plan": [1, float("inf")]}, ["metadata"]),
+    ("metadata", float("-inf"), ["metadata"]),
 ]
-SHARED_IDS = ["role", "permissions", "message", "metadata-key", "metadata-value", "returnTo"]
+SHARED_IDS = [
+    "role",
+    "permissions",
+    "message",
+    "metadata-key",
+    "metadata-value",
+    "returnTo",
+    "metadata-nan",
+    "metadata-infinity",
+    "metadata-minus-infinity",
+]
 
 
 @pytest.mark.parametrize(("name", "value", "field"), SHARED, ids=SHARED_IDS)
@@ -174,6 +194,23 @@ async def test_create_invite_link_refuses_a_bad_field(
     refused(result["createInviteLink"], field)
     assert result["createInviteLink"]["invitation"] is None
     assert await counts() == before
+
+
+async def test_numbers_too_large_for_a_double_are_refused(
+    gql: GQL, api_key: str, acme: dict[str, Any]
+) -> None:
+    # 1e400 reads as infinity, in a JSON body as in a GraphQL literal.
+    link = '{"groupType": "org", "groupId": "acme", "metadata": {"seats": 1e400}}'
+    body = f'{{"query": {json.dumps(CREATE_LINK)}, "variables": {{"input": {link}}}}}'
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    response = await gql.http.post("/graphql", content=body, headers=headers)
+    refused(response.json()["data"]["createInviteLink"], ["metadata"])
+    literal = CREATE_LINK.replace("$input: CreateInviteLinkInput!", "").replace(
+        "input: $input", 'input: {groupType: "org", groupId: "acme", metadata: {seats: [1e400]}}'
+    )
+    result = await data(gql, literal.replace("mutation()", "mutation"), {}, auth=api_key)
+    refused(result["createInviteLink"], ["metadata"])
+    assert await Invitation.all().count() == 0
 
 
 # --- updateInvitation ---------------------------------------------------------------------
@@ -276,3 +313,62 @@ async def test_lookups_with_control_characters_find_nothing(
 
     after = await counts()
     assert after == {**before, "User": before["User"] + 1}  # only ben, from his JWT
+
+
+# --- variables that fail coercion ---------------------------------------------------------
+
+PRODUCTION = Settings(
+    env="production",
+    secret_key="hygiene-tests-secret-key-of-32-chars-or-more",
+    jwt_secret="hygiene-tests-jwt-secret-of-32-chars-or-more",
+    database_url="sqlite://:memory:",
+    redis_url=None,
+    accept_url="https://app.example.com/signup?invitation={token}",
+)
+BAD_VARIABLES = {
+    "enum": (
+        'query($t: TargetType!) { invitations(targetType: $t, targetValue: "a@b.co") { invitations { id } } }',
+        {"t": "nonsense"},
+        "Value 'nonsense' does not exist in 'TargetType' enum.",
+    ),
+    "date-time": (
+        'mutation($at: DateTime) { renewInvitation(id: "x", expiresAt: $at) { errors { code } } }',
+        {"at": "2026-13-01T00:00:00Z"},
+        "month must be in 1..12",
+    ),
+    "int": (
+        'query($f: Int!) { invitationsByGroup(groupType: "org", groupId: "acme", first: $f) { totalCount } }',
+        {"f": 1e12},
+        "Int cannot represent non 32-bit signed integer value",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "reason"), BAD_VARIABLES.values(), ids=BAD_VARIABLES.keys()
+)
+async def test_variables_that_fail_coercion_are_shown_in_production(
+    api_key: str, query: str, variables: dict[str, Any], reason: str
+) -> None:
+    app = create_app(PRODUCTION, run_jobs=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://usher.test") as http:
+        gql = GQL(http, PRODUCTION)
+        body = await post(gql, query, variables, auth=api_key)
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["message"].startswith("Variable '$") and reason in error["message"], error
+    assert error["locations"][0]["line"] == 1
+
+
+def test_a_type_that_fails_on_a_variable_with_a_bug_stays_masked() -> None:
+    [operation] = parse("query($t: TargetType!) { __typename }").definitions
+    assert isinstance(operation, OperationDefinitionNode)
+    [definition] = operation.variable_definitions or ()
+    refused = GraphQLError("Value 'x' does not exist in 'TargetType' enum.")
+    shown = GraphQLError("Variable '$t' has invalid value", definition, original_error=refused)
+    assert not _should_mask(shown)
+    # A scalar that crashed is reported the same way by graphql-core, but it is a bug.
+    crashed = GraphQLError("Expected value", original_error=AttributeError("internal detail"))
+    bug = GraphQLError("Variable '$t' has invalid value", definition, original_error=crashed)
+    assert _should_mask(bug)

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,19 @@ from app.config import Settings
 from app.graphql import limits
 from app.graphql.schema import schema
 from app.main import create_app
-from app.models import Group
+from app.models import (
+    AutojoinDomain,
+    DeliveryStatus,
+    EventType,
+    Group,
+    Invitation,
+    InvitationEvent,
+    InvitationStatus,
+    JoinMethod,
+    Membership,
+    TargetType,
+    User,
+)
 from app.services import groups as group_service
 from tests.conftest import CREATE_GROUP, GQL
 from tests.lifecycle_helpers import token_of
@@ -148,11 +161,11 @@ async def test_nested_member_lists_are_refused_with_their_cost(gql: GQL, sql: SQ
 
 async def test_the_cost_limit_is_a_setting_and_follows_variables(api_key: str, make_group) -> None:
     await make_group(api_key)
-    async with _gql(_settings(max_query_cost=1_000)) as gql:
+    async with _gql(_settings(max_query_cost=2_000)) as gql:
         small = await gql(ADMIN_PAGE, {"first": 20}, auth=api_key)
         assert small["invitationsByGroup"]["totalCount"] == 0
         error = _refusal(await gql.raw(ADMIN_PAGE, {"first": 50}, auth=api_key))
-        assert "1,000" in error["message"]
+        assert "2,000" in error["message"]
         # Left out, `first` counts the schema's default (50); a huge one counts a full page.
         default = ADMIN_PAGE.replace("query($first: Int!)", "query").replace(", first: $first", "")
         _refusal(await gql.raw(default, auth=api_key))
@@ -166,7 +179,7 @@ async def test_only_the_chosen_operation_is_costed(api_key: str, make_group) -> 
     await make_group(api_key)
     cheap = 'query Cheap($first: Int! = 1) { invitationsByGroup(groupType: "org", groupId: "acme", first: $first) { totalCount } }'
     document = cheap + ADMIN_PAGE.replace("query($first: Int!)", "query Page($first: Int! = 100)")
-    async with _gql(_settings(max_query_cost=1_000)) as gql:
+    async with _gql(_settings(max_query_cost=2_000)) as gql:
         headers = {"Authorization": f"Bearer {api_key}"}
         chosen = {"query": document, "operationName": "Cheap"}
         response = await gql.http.post("/graphql", json=chosen, headers=headers)
@@ -175,8 +188,9 @@ async def test_only_the_chosen_operation_is_costed(api_key: str, make_group) -> 
         chosen["operationName"] = "Page"
         response = await gql.http.post("/graphql", json=chosen, headers=headers)
         error = _refusal(response.json())
-        # 1 + 100 * 26 for the page; with the other default, 1, it would be 27.
-        assert error["extensions"]["measured"] == 2_601 and "2,601" in error["message"]
+        # 1 + 100 * 66 for the page (50 events each); with the other default, 1, it
+        # would be 67.
+        assert error["extensions"]["measured"] == 6_601 and "6,601" in error["message"]
 
 
 async def test_an_admin_page_and_the_readme_tour_are_accepted(gql: GQL, api_key: str) -> None:
@@ -202,6 +216,127 @@ async def test_an_admin_page_and_the_readme_tour_are_accepted(gql: GQL, api_key:
     assert node["group"] == {"name": "Acme"} and node["inviter"] == {"name": "Olivia"}
     accepted = await gql(accept.replace("inv_…", token), auth=ben)
     assert accepted["acceptInvitation"]["errors"] == []
+    # An admin's overview of every group they belong to, with a few members of each.
+    overview = "{ viewer { memberships { group { name viewerRole members(first: 10) { edges { node { user { name } } } } } } } }"
+    assert limits.measure(parse(overview), schema._schema).cost == 4_402
+    [membership] = (await gql(overview, auth=olivia))["viewer"]["memberships"]
+    assert membership["group"]["viewerRole"] == "owner"
+    assert len(membership["group"]["members"]["edges"]) == 2
+
+
+# Lists outside connections
+
+VIEWER_FIELDS = (
+    "fragment V on Viewer { memberships { id role permissions joinedAt "
+    "group { id type externalId name viewerRole autojoinRole autojoinDomains } } }"
+)
+
+
+def _viewers(aliases: int) -> str:
+    """The viewer's memberships, asked for under `aliases` aliases."""
+    return (
+        "{ " + " ".join(f"a{i}: viewer {{ ...V }}" for i in range(aliases)) + " } " + VIEWER_FIELDS
+    )
+
+
+def test_every_list_of_objects_has_a_maximum() -> None:
+    assert limits.unbounded_lists(schema._schema) == []
+
+
+async def test_plain_lists_are_costed_at_their_maximum(gql: GQL, sql: SQLLog) -> None:
+    # Per viewer: 1 + (1 + 100 memberships * (4 fields + 1 group of 7 fields)).
+    one = limits.measure(parse(_viewers(1)), schema._schema).cost
+    assert one == 1 + 1 + limits.LIST_MAXIMUMS["Viewer.memberships"] * 12 == 1_202
+    error = _refusal(await gql.raw(_viewers(100), auth=gql.token("mallory")))
+    assert error["extensions"]["measured"] == 100 * one
+    assert not [s for s in sql.statements if "memberships" in s or "groups" in s]
+
+
+async def _memberships(user: User, count: int) -> None:
+    """`count` groups with `user` as a member, joined a minute apart, oldest first."""
+    groups = [Group(type="org", external_id=f"g{n}", name=f"G{n}") for n in range(count)]
+    await Group.bulk_create(groups)
+    rows = [
+        Membership(user=user, group=g, role="owner", joined_via=JoinMethod.CREATOR)
+        for g in await Group.all().order_by("external_id")
+    ]
+    await Membership.bulk_create(rows)
+    start = datetime.now(UTC) - timedelta(days=1)
+    for row in await Membership.filter(user=user).prefetch_related("group"):
+        minutes = int(row.group.external_id[1:])
+        await Membership.filter(id=row.id).update(joined_at=start + timedelta(minutes=minutes))
+
+
+async def test_the_viewer_sees_their_most_recent_memberships(gql: GQL) -> None:
+    await _memberships(await User.create(external_id="olivia", email="olivia@acme.com"), 120)
+    auth = gql.token("olivia", "olivia@acme.com")
+    data = await gql("{ viewer { memberships { group { externalId } } } }", auth=auth)
+    shown = [m["group"]["externalId"] for m in data["viewer"]["memberships"]]
+    assert shown == [f"g{n}" for n in range(119, 19, -1)]
+    # Twenty aliases read the memberships once.
+    many = await gql(_viewers(20), auth=auth)
+    assert all(len(v["memberships"]) == 100 for v in many.values())
+
+
+async def test_an_invitation_shows_its_most_recent_events(gql: GQL, api_key: str) -> None:
+    await gql(
+        CREATE_GROUP, {"input": {"type": "org", "externalId": "acme", "name": "Acme"}}, auth=api_key
+    )
+    invited = await gql(
+        'mutation { invite(input: {groupType: "org", groupId: "acme", sendEmail: false, '
+        'invitees: [{email: "ben@example.com"}]}) { invitations { id } } }',
+        auth=api_key,
+    )
+    invitation_id = invited["invite"]["invitations"][0]["id"]
+    await InvitationEvent.bulk_create(
+        [
+            InvitationEvent(invitation_id=invitation_id, type=EventType.SENT, detail={"n": n})
+            for n in range(60)
+        ]
+    )
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    for event in await InvitationEvent.filter(type=EventType.SENT):
+        assert event.detail is not None
+        await InvitationEvent.filter(id=event.id).update(
+            created_at=start + timedelta(seconds=event.detail["n"])
+        )
+    query = "query($id: ID!) { invitation(id: $id) { events { type detail } } }"
+    data = await gql(query, {"id": invitation_id}, auth=api_key)
+    events = data["invitation"]["events"]
+    assert [e["detail"]["n"] for e in events] == list(range(10, 60))
+
+
+async def test_open_invitations_and_autojoin_groups_are_cut(gql: GQL, api_key: str) -> None:
+    count = limits.LIST_MAXIMUMS["OpenInvitations.invitations"] + 1
+    groups = [
+        Group(type="org", external_id=f"g{n}", name=f"G{n:03}", autojoin_role="member")
+        for n in range(count)
+    ]
+    await Group.bulk_create(groups)
+    stored = await Group.all()
+    await AutojoinDomain.bulk_create([AutojoinDomain(group=g, domain="acme.com") for g in stored])
+    later = datetime.now(UTC) + timedelta(days=7)
+    await Invitation.bulk_create(
+        [
+            Invitation(
+                group=g,
+                target_type=TargetType.EMAIL,
+                email="sam@acme.com",
+                email_key="sam@acme.com",
+                open_key="sam@acme.com",
+                role="member",
+                status=InvitationStatus.PENDING,
+                expires_at=later,
+                delivery_status=DeliveryStatus.DISABLED,
+            )
+            for g in stored
+        ]
+    )
+    query = """{ invitations(targetType: EMAIL, targetValue: "sam@acme.com") {
+        invitations { id } autojoinGroups { name } } }"""
+    data = (await gql(query, auth=api_key))["invitations"]
+    assert len(data["invitations"]) == 100
+    assert [g["name"] for g in data["autojoinGroups"]] == [f"G{n:03}" for n in range(100)]
 
 
 # Written counts, depth, tokens
@@ -387,22 +522,49 @@ async def test_a_slow_operation_is_stopped(monkeypatch: pytest.MonkeyPatch, api_
     assert error["extensions"]["code"] == "TIMEOUT" and "0.2 seconds" in error["message"]
 
 
-async def test_a_stopped_mutation_rolls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    reached = asyncio.Event()
-
-    class StalledMembership:
+async def test_a_mutation_is_not_stopped_half_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    class SlowMembership:
         @staticmethod
-        async def create(**kwargs: object) -> None:
-            reached.set()  # the group row is written, in the transaction
-            await asyncio.sleep(30)
+        async def create(**kwargs: Any) -> Membership:
+            await asyncio.sleep(0.5)  # longer than the time limit, with the group written
+            return await Membership.create(**kwargs)
 
-    monkeypatch.setattr(group_service, "Membership", StalledMembership)
-    async with _gql(_settings(query_timeout_seconds=0.5)) as gql:
+    monkeypatch.setattr(group_service, "Membership", SlowMembership)
+    async with _gql(_production(query_timeout_seconds=0.2)) as gql:
         variables = {"input": {"type": "org", "externalId": "acme", "name": "Acme"}}
-        body = await gql.raw(CREATE_GROUP, variables, auth=gql.token("olivia"))
-    assert body["errors"][0]["extensions"]["code"] == "TIMEOUT"
-    assert reached.is_set()
-    assert await Group.filter(external_id="acme").count() == 0
+        data = await gql(CREATE_GROUP, variables, auth=gql.token("olivia"))
+    assert data["createGroup"]["group"]["viewerRole"] == "owner"
+    assert await Membership.filter(group__external_id="acme").count() == 1
+
+
+def _creates(count: int) -> str:
+    return " ".join(
+        f'g{i}: createGroup(input: {{type: "org", externalId: "g{i}", name: "G"}}) {{ errors {{ code }} }}'
+        for i in range(count)
+    )
+
+
+async def test_mutations_are_bounded_by_their_root_fields(gql: GQL, api_key: str) -> None:
+    most = limits.MAX_MUTATION_FIELDS
+    over = [
+        f"mutation {{ {_creates(most + 1)} }}",
+        # Through a fragment and an inline fragment, counted once each as written.
+        f"mutation {{ ...M ... on Mutation {{ {_creates(1).replace('g0:', 'x:')} }} }} "
+        f"fragment M on Mutation {{ {_creates(most)} }}",
+        # A fragment spread twice counts twice (an upper bound: same fields would merge).
+        f"mutation {{ ...M ...M }} fragment M on Mutation {{ {_creates(most // 2 + 1)} }}",
+    ]
+    for document in over:
+        error = _refusal(await gql.raw(document, auth=api_key))
+        assert error["extensions"]["limit"] == most and "root fields" in error["message"]
+    assert await Group.all().count() == 0
+    data = await gql(f"mutation {{ {_creates(most)} }}", auth=api_key)
+    assert len(data) == most and await Group.all().count() == most
+    # Queries are bounded by their cost alone.
+    aliases = " ".join(
+        f'q{i}: group(groupType: "org", groupId: "g{i}") {{ id }}' for i in range(20)
+    )
+    assert len(await gql(f"{{ {aliases} }}", auth=api_key)) == 20
 
 
 def test_limits_must_be_positive() -> None:

@@ -85,6 +85,15 @@ def _exc_info(message: str) -> Any:
         (f"{API_KEY[:12]}%{API_KEY[12:]}.", "usk_…"),
         (f"{JWT}==~junk", "eyJ…"),
         ("a plain line, with inv and usk and ey.J", "a plain line, with inv and usk and ey.J"),
+        # In quotes, a space or an escaped line break does not end it either.
+        (f'token: "{TOKEN[:20]} {TOKEN[20:]}"', 'token: "inv_…"'),
+        (f"key: '{API_KEY[:20]}\\n{API_KEY[20:]}'", "key: 'usk_…'"),
+        # Written with GraphQL's or JSON's escapes.
+        (f'"\\u0069{TOKEN[1:]}"', '"inv_…"'),
+        (f"\\u{{75}}{API_KEY[1:]} next", "usk_… next"),
+        (f"\\u0065{JWT[1:]}", "eyJ…"),
+        # Escapes without a secret are left as they were written.
+        ("caf\\u00e9 \\u0041", "caf\\u00e9 \\u0041"),
     ],
 )
 def test_what_is_redacted(text: str, expected: str) -> None:
@@ -293,16 +302,18 @@ async def test_errors_that_quote_the_query_are_logged_without_secrets(
     jwt = make_dev_jwt(PRODUCTION, sub="u1", email="u1@example.com")
     dotted = f"{token[:20]}.x{token[20:]}"
     documents = [
-        # Validation errors: Strawberry logs the GraphQLError, quoting the source line.
+        # Validation errors: Strawberry logs the GraphQLError, whose str() quotes the line.
         *(_bad_preview(secret) for secret in (token, dotted, jwt, api_key)),
-        # A syntax error, quoting the document up to where it broke off.
+        # A syntax error, whose str() quotes the document up to where it broke off.
         _bad_preview(token).removesuffix(" nosuchfield } }"),
     ]
     for document in documents:
         body = await _post(production, document, auth=api_key)
         assert body["errors"], body
     text = log_output.getvalue()
-    assert text.count("GraphQL request:1:") == len(documents), text
+    # Each error is logged with where it is in the document, not an excerpt of it.
+    assert text.count("strawberry.execution") == len(documents), text
+    assert "GraphQL request" not in text and "(at 1:" in text
     assert "nosuchfield" in text
     assert_clean(text, token, dotted, jwt, api_key)
 
@@ -326,3 +337,47 @@ async def test_unexpected_errors_are_logged_without_secrets(
     assert "Traceback (most recent call last)" in text
     assert "RuntimeError: cannot read inv_… for usk_…" in text
     assert_clean(text, token, api_key)
+
+
+def _escaped(secret: str) -> str:
+    """`secret` with its first letter written as a GraphQL unicode escape."""
+    return f"\\u{ord(secret[0]):04x}{secret[1:]}"
+
+
+async def test_secrets_written_with_escapes_are_logged_without_them(
+    production: httpx.AsyncClient, api_key: str, log_output: io.StringIO
+) -> None:
+    token = await _genuine_token(production, api_key)
+    jwt = make_dev_jwt(PRODUCTION, sub="u1", email="u1@example.com")
+    # The escaped token is the token: it opens the invitation.
+    preview = '{ invitationByToken(token: "TOKEN") { status } }'.replace("TOKEN", _escaped(token))
+    body = await _post(production, preview, auth=api_key)
+    assert body["data"]["invitationByToken"]["status"] == "PENDING"
+    braced = "\\u{69}" + token[1:]
+    for written in (_escaped(token), braced, _escaped(api_key), _escaped(jwt)):
+        body = await _post(production, _bad_preview(written), auth=api_key)
+        assert body["errors"], body
+    text = log_output.getvalue()
+    assert text.count("nosuchfield") >= 4, text
+    assert_clean(text, token, api_key, jwt)
+
+
+async def test_secrets_broken_by_a_space_or_a_line_are_logged_without_either_part(
+    production: httpx.AsyncClient, api_key: str, log_output: io.StringIO
+) -> None:
+    token = await _genuine_token(production, api_key)
+    half = len(token) // 2
+    documents = [
+        _bad_preview(f"{token[:half]} {token[half:]}"),
+        # A block string may hold a line break.
+        _bad_preview(f'""{token[:half]}\n{token[half:]}""'),
+        # A line break in a plain string is a syntax error, quoting the line after it.
+        _bad_preview(f"{token[:half]}\n{token[half:]}"),
+        _bad_preview(f"{token[:half]}\n{token[half:]}").replace("status nosuchfield", "status"),
+    ]
+    for document in documents:
+        body = await _post(production, document, auth=api_key)
+        assert body["errors"], body
+    text = log_output.getvalue()
+    for piece in (token[4:half], token[half:], token[-16:]):
+        assert piece not in text, f"{piece!r} leaked into:\n{text}"

@@ -204,3 +204,36 @@ async def test_members_see_members_and_only_managers_see_invitations(gql: GQL, m
     assert seen["members"]["totalCount"] == 2
     assert seen["invitations"]["totalCount"] == 1
     assert seen["invitations"]["edges"] == [{"node": {"email": "ben@example.com"}}]
+
+
+async def test_only_those_who_manage_an_invitation_see_its_events(
+    gql: GQL, make_group, api_key: str
+) -> None:
+    olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
+    await make_group(olivia)
+    invitation = await invite_one(gql, olivia, "ben@example.com")
+    # An admin edits it: the audit trail now names a second member of the group.
+    group = await Group.get(external_id="acme")
+    ada = await _user("ada")
+    await Membership.create(user=ada, group=group, role="admin", joined_via=JoinMethod.INVITATION)
+    edited = await gql(
+        'mutation($id: ID!) { updateInvitation(id: $id, input: {message: "Hi"}) { errors { code } } }',
+        {"id": invitation["id"]},
+        auth=gql.token("ada", "ada@acme.com"),
+    )
+    assert edited["updateInvitation"]["errors"] == []
+    query = """query($id: ID!) { invitation(id: $id) {
+        inviter { externalId name } events { type actor { externalId email name } } } }"""
+
+    as_invitee = await gql(
+        query, {"id": invitation["id"]}, auth=gql.token("ben", "ben@example.com")
+    )
+    # The invitee still learns who invited them, and nothing of who else handled it.
+    assert as_invitee["invitation"] == {
+        "inviter": {"externalId": "olivia", "name": "Olivia"},
+        "events": [],
+    }
+    for manager in (olivia, api_key):
+        seen = (await gql(query, {"id": invitation["id"]}, auth=manager))["invitation"]
+        actors = [e["actor"]["externalId"] for e in seen["events"]]
+        assert actors == ["olivia", "ada"]

@@ -1,5 +1,10 @@
+import base64
+import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from app.models import Invitation
 from app.services.tokens import make_token
@@ -83,6 +88,38 @@ async def test_invitations_by_group_errors(gql: GQL, api_key: str, make_group) -
     assert body["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
     body = await gql.raw(BY_GROUP, {"first": 5}, auth=gql.token("stranger"))
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+HOSTILE_CURSORS = {
+    # Valid JSON and a valid timestamp, but one that cannot be moved to UTC.
+    "overflow": _b64(json.dumps(["0001-01-01T00:00:00+14:00", str(uuid.uuid4())])),
+    "deep": _b64("[" * 5_000),
+    "number-id": _b64(json.dumps(["2026-01-01T00:00:00+00:00", 5])),
+    "object": _b64(json.dumps({"a": 1})),
+    "three-items": _b64(json.dumps(["2026-01-01T00:00:00+00:00", str(uuid.uuid4()), 1])),
+    "long": _b64(json.dumps(["2026-01-01T00:00:00+00:00", "x" * 100_000])),
+    "not-ascii": "é" * 10,
+}
+
+
+@pytest.mark.parametrize("cursor", HOSTILE_CURSORS.values(), ids=HOSTILE_CURSORS.keys())
+async def test_hostile_cursors_are_malformed_cursors(
+    gql: GQL, api_key: str, make_group, cursor: str
+) -> None:
+    await make_group(api_key)
+    members = """query($after: String) { group(groupType: "org", groupId: "acme") {
+        members(first: 5, after: $after) { totalCount } } }"""
+    for query, variables in (
+        (BY_GROUP, {"first": 5, "after": cursor}),
+        (members, {"after": cursor}),
+    ):
+        [error] = (await gql.raw(query, variables, auth=api_key))["errors"]
+        assert error["message"] == "Malformed cursor."
+        assert error["extensions"] == {"code": "INVALID_INPUT", "field": ["after"]}
 
 
 async def test_expiry_is_read_from_the_clock(gql: GQL, api_key: str, make_group) -> None:

@@ -8,7 +8,7 @@ import strawberry
 
 from app.graphql.args import GroupIdArg, GroupTypeArg
 from app.graphql.context import Info
-from app.graphql.types import Group, GroupPayload, Membership, User, Viewer
+from app.graphql.types import Group, GroupPayload, User, Viewer
 from app.services import groups as group_service
 
 
@@ -26,8 +26,7 @@ class GroupQuery:
         user = info.context.require_auth().user
         if user is None:
             return None
-        rows = await group_service.memberships_of(user.id)
-        return Viewer(user=User.of(user), memberships=[Membership.of(m) for m in rows])
+        return Viewer(user_id=user.id, user=User.of(user))
 
     @strawberry.field(description="A group, for its members and API keys.")
     async def group(

@@ -20,6 +20,8 @@ from app.graphql.args import (
 from app.graphql.context import Info
 from app.graphql.errors import UserError
 from app.graphql.types import (
+    AUTOJOIN_SHOWN,
+    OPEN_SHOWN,
     Connection,
     Group,
     Invitation,
@@ -147,9 +149,10 @@ class InvitationQuery:
             principal, target_type=target_type, target_value=target_value
         )
         groups = await autojoin.autojoin_groups(principal, email=target_value)
+        # The services return whole lists; cut here until they take a limit.
         return OpenInvitations(
-            invitations=[Invitation.of(m) for m in rows],
-            autojoin_groups=[Group.of(g) for g in groups],
+            invitations=[Invitation.of(m) for m in rows[:OPEN_SHOWN]],
+            autojoin_groups=[Group.of(g) for g in groups[:AUTOJOIN_SHOWN]],
         )
 
     @strawberry.field(description="A page of a group's invitations (admins and API keys).")

@@ -8,16 +8,30 @@ graphql-core's OverlappingFieldsCanBeMerged rule quadratic. So every document is
 with a token budget and then measured here, before graphql-core's validation and
 before any resolver, in time linear in its size: each definition is walked once and a
 fragment spread reuses the fragment's measure instead of walking it again. A document
-over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit.
+over a limit is refused with a `QUERY_TOO_COMPLEX` error that names the limit. A
+mutation is also refused beyond MAX_MUTATION_FIELDS root fields: it is never stopped
+half-way, so its size is bounded before it runs, while a query is stopped after the time
+limit (`QueryTimeLimit`).
 
-The cost estimates the nodes a response can hold: every field counts 1, a field with a
-`first` argument multiplies what it contains by its page size, and a plain list field
-by `LIST_ESTIMATE`.
+The cost is an upper bound on the objects a response can hold, so it must never be
+below what the resolvers may return:
+- every field counts 1 (a list of scalars too: its items are plain values);
+- a field with a `first` argument multiplies what it contains by its page size (1 to
+  MAX_PAGE; left out, the schema's default), and the `edges` of its connection count
+  once, being that page;
+- any other list of objects multiplies what it contains by its maximum in
+  LIST_MAXIMUMS, the one table of how long each such list can be: the resolvers cut
+  their lists at these numbers (a payload's, by the size of its input), and a test keeps
+  the table complete;
+- introspection's lists, answered from memory, by INTROSPECTION_LIST_ESTIMATE;
+- the selections of a field add up, fragments included, branches on different types too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -39,6 +53,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
     SchemaMetaFieldDef,
     SelectionNode,
     SelectionSetNode,
@@ -49,14 +64,20 @@ from graphql import (
     get_named_type,
     get_nullable_type,
     is_introspection_type,
+    is_leaf_type,
     is_list_type,
     parse,
 )
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType as ExecutedOperationType
 
 from app.graphql.errors import PublicError
+from app.services.accept import MAX_IDS
+from app.services.autojoin import MAX_DOMAINS
+from app.services.invitations import MAX_INVITEES
 from app.services.pages import MAX_PAGE
+from app.services.webhooks import MAX_ENDPOINTS
 
 # The largest body accepted on /graphql (HTTP 413 beyond). The largest real request, an
 # `invite` of 100 people with metadata for each, is a few tens of kilobytes.
@@ -91,19 +112,56 @@ MAX_ALIASES = 100
 # Directives written in a document (@include, @skip); clients use a few.
 MAX_DIRECTIVES = 50
 
+# Root fields of a mutation. They run one after another, and a mutation is never stopped
+# half-way (each invitee of `invite` is committed on its own, by design, so stopping one
+# would leave part of its writes behind): this number is what bounds one request's writes.
+# 10 `invite`s of 100 are 1,000 invitations, a group's default daily quota. Clients batch
+# with the list inputs (invitees, ids), not with aliases.
+MAX_MUTATION_FIELDS = 10
+
 # Nesting of fields. GraphiQL's introspection query is 15 deep (nine `ofType` levels);
 # Usher's own deepest useful path, a group's invitations with their group's members'
 # users, is 10.
 MAX_DEPTH = 15
 
-# What a list without `first` is counted as: a user's memberships, an invitation's
-# events, the open invitations for one address are typically a few, rarely dozens.
-LIST_ESTIMATE = 10
+# The longest list input a mutation takes: invitees, ids to accept, autojoin domains.
+MAX_INPUT_ITEMS = max(MAX_INVITEES, MAX_IDS, MAX_DOMAINS)
 
-# The same for the schema's own lists in introspection, answered from memory: Usher's
-# schema has 44 types, 3.3 fields per type and 0.3 arguments per field on average.
-# GraphiQL's introspection query then costs about 8,600 (its answer has 3,500 nodes);
-# with LIST_ESTIMATE it would cost 52,000.
+# The most items of every list of objects the API returns outside a connection, by
+# "Type.field". The resolvers cut their lists here (and say so in their descriptions);
+# the cost counts each list at this maximum. A list missing from the table is counted
+# as UNLISTED, and `unbounded_lists` (checked by the tests) finds it.
+LIST_MAXIMUMS: dict[str, int] = {
+    # The signed-in user's most recent memberships: an admin of many workspaces pages
+    # through them with `Group` queries; 100 fill any menu.
+    "Viewer.memberships": 100,
+    # The most recent events of one invitation: a life of sends, resends and renewals
+    # fits; a screen shows the latest.
+    "Invitation.events": 50,
+    # What one address is offered: more than a person can read on a signup page.
+    "OpenInvitations.invitations": 100,
+    "OpenInvitations.autojoinGroups": 100,
+    # Payloads hold at most one item per item of their list input, which the services
+    # bound (100 invitees, ids or domains); errors, one per item of the largest.
+    "InvitePayload.invitations": MAX_INVITEES,
+    "AcceptPayload.invitations": MAX_IDS,
+    "AcceptPayload.memberships": MAX_IDS,
+    "InvitePayload.errors": MAX_INPUT_ITEMS,
+    "AcceptPayload.errors": MAX_INPUT_ITEMS,
+    "GroupPayload.errors": MAX_INPUT_ITEMS,
+    "InvitationPayload.errors": MAX_INPUT_ITEMS,
+    # At most MAX_ENDPOINTS exist; a payload's errors concern one endpoint's input.
+    "Query.webhookEndpoints": MAX_ENDPOINTS,
+    "WebhookEndpointPayload.errors": MAX_INPUT_ITEMS,
+}
+
+# A list of objects missing from LIST_MAXIMUMS is counted as a full page.
+UNLISTED = MAX_PAGE
+
+# The schema's own lists in introspection, answered from memory: Usher's schema has 44
+# types, 3.3 fields per type and 0.3 arguments per field on average. GraphiQL's
+# introspection query then costs about 8,600 (its answer has 3,500 nodes); counted as
+# 10 each, it would cost 52,000.
 INTROSPECTION_LIST_ESTIMATE = 5
 
 # Costs are clamped here, so a document that expands exponentially never builds huge
@@ -118,6 +176,8 @@ COST_CEILING = 10**12
 OVERLAP_BUDGET = 50_000
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+log = logging.getLogger("usher.graphql")
 
 
 def refusal(message: str, limit: int | None = None, measured: int | None = None) -> PublicError:
@@ -164,10 +224,11 @@ def parse_document(query: str) -> DocumentNode:
 
 @dataclass(frozen=True)
 class Measure:
-    """Cost and depth of a selection set."""
+    """Cost and depth of a selection set, and the fields it selects at its own level."""
 
     cost: int = 0
     depth: int = 0
+    fields: int = 0
 
 
 @dataclass
@@ -180,6 +241,8 @@ class Measurement:
     directives: int = 0
     depth: int = 0
     cost: int = 0
+    # Root fields of the mutation (through fragments), 0 for a query.
+    mutation_fields: int = 0
     # Selections and definitions walked: the checker's own work, linear in the document.
     visited: int = 0
 
@@ -194,6 +257,25 @@ def page_types(schema: GraphQLSchema) -> frozenset[str]:
                 if "first" in gfield.args:
                     names.add(get_named_type(gfield.type).name)
     return frozenset(names)
+
+
+def unbounded_lists(schema: GraphQLSchema) -> list[str]:
+    """Lists of objects the schema returns with no maximum in LIST_MAXIMUMS, and entries
+    of the table that name no such list; both empty in a consistent schema."""
+    lists = set()
+    for gtype in schema.type_map.values():
+        if is_introspection_type(gtype) or gtype.name in page_types(schema):
+            continue  # answered from memory, or a connection's page
+        if isinstance(gtype, GraphQLObjectType | GraphQLInterfaceType):
+            lists |= {f"{gtype.name}.{n}" for n, f in gtype.fields.items() if _object_list(f)}
+    return sorted(lists ^ LIST_MAXIMUMS.keys())
+
+
+def _object_list(gfield: GraphQLField) -> bool:
+    """A list of objects that is not a connection."""
+    nullable = get_nullable_type(gfield.type)
+    inner = get_named_type(gfield.type)
+    return is_list_type(nullable) and not is_leaf_type(inner) and "first" not in gfield.args
 
 
 def _int(literal: IntValueNode) -> int:
@@ -245,14 +327,15 @@ class _Meter:
         self, selection_set: SelectionSetNode, parent: GraphQLNamedType | None, level: int
     ) -> Measure:
         """Cost and depth of a selection set; spreads reuse their fragment's measure."""
-        cost = depth = 0
+        cost = depth = fields = 0
         for selection in selection_set.selections:
             self.result.visited += 1
             part = self._selection(selection, parent, level)
             # Branches on different types are added up, not maxed: an upper bound.
             cost = min(cost + part.cost, COST_CEILING)
             depth = max(depth, part.depth)
-        return Measure(cost, depth)
+            fields = min(fields + part.fields, COST_CEILING)
+        return Measure(cost, depth, fields)
 
     def _selection(
         self, selection: SelectionNode, parent: GraphQLNamedType | None, level: int
@@ -273,12 +356,12 @@ class _Meter:
             # Stops the walk early, which also bounds the recursion.
             raise refusal(f"The document nests fields more than {MAX_DEPTH} deep.", MAX_DEPTH)
         if node.selection_set is None:
-            return Measure(1, 1)
+            return Measure(1, 1, 1)
         definition = self._field_definition(parent, node.name.value)
         inner_type = get_named_type(definition.type) if definition else None
         inner = self.selection_set(node.selection_set, inner_type, level + 1)
         times = self._multiplier(node, definition, parent)
-        return Measure(min(1 + times * inner.cost, COST_CEILING), inner.depth + 1)
+        return Measure(min(1 + times * inner.cost, COST_CEILING), inner.depth + 1, 1)
 
     def _field_definition(self, parent: GraphQLNamedType | None, name: str) -> GraphQLField | None:
         if name == "__typename":
@@ -306,7 +389,9 @@ class _Meter:
         if is_introspection_type(parent):
             return INTROSPECTION_LIST_ESTIMATE
         # The list of a connection is its page, already counted by the field's `first`.
-        return 1 if parent.name in page_types(self.schema) else LIST_ESTIMATE
+        if parent.name in page_types(self.schema):
+            return 1
+        return LIST_MAXIMUMS.get(f"{parent.name}.{node.name.value}", UNLISTED)
 
     def _page_size(self, node: FieldNode, argument: GraphQLArgument) -> int:
         """The `first` a field will get: literal, variable, or the schema's default."""
@@ -386,6 +471,8 @@ def measure(
         result = meter.selection_set(operation.selection_set, root, 0)
         meter.result.cost = max(meter.result.cost, result.cost)
         meter.result.depth = max(meter.result.depth, result.depth)
+        if operation.operation is OperationType.MUTATION:
+            meter.result.mutation_fields = max(meter.result.mutation_fields, result.fields)
     return meter.result
 
 
@@ -400,6 +487,13 @@ def check(measurement: Measurement, max_cost: int) -> None:
     for what, count, limit in written:
         if count > limit:
             raise refusal(f"The document has {count} {what}; the limit is {limit}.", limit, count)
+    if measurement.mutation_fields > MAX_MUTATION_FIELDS:
+        raise refusal(
+            f"The mutation has {measurement.mutation_fields} root fields; the limit is "
+            f"{MAX_MUTATION_FIELDS}.",
+            MAX_MUTATION_FIELDS,
+            measurement.mutation_fields,
+        )
     if measurement.depth > MAX_DEPTH:
         raise refusal(
             f"The operation nests fields {measurement.depth} deep; the limit is {MAX_DEPTH}.",
@@ -449,3 +543,33 @@ class DocumentLimits(SchemaExtension):
             except GraphQLError as error:
                 context.pre_execution_errors = [error]
         yield
+
+
+class QueryTimeLimit(SchemaExtension):
+    """Stops a query that runs longer than `seconds`; a mutation runs to its end.
+
+    A mutation stopped half-way would keep the part of its writes already committed and
+    answer as if none were: mutations are bounded before they run instead, by
+    MAX_MUTATION_FIELDS and by each service's own limits. Work that never awaits is not
+    interrupted by any time limit; the cost limit is what bounds it.
+    """
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        """Run the operation, within the time limit if it is a query."""
+        context = self.execution_context
+        if context.operation_type is not ExecutedOperationType.QUERY:
+            yield
+            return
+        timeout = asyncio.timeout(self.seconds)
+        try:
+            async with timeout:
+                yield
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            log.warning("operation %s stopped after %ss", context.operation_name, self.seconds)
+            message = f"The operation took longer than {self.seconds:g} seconds and was stopped."
+            raise PublicError(message, "TIMEOUT") from None

@@ -1,21 +1,40 @@
 """DataLoaders, made per request, so lists cost a constant number of queries.
 
 Each loader wraps a batch function of `app.services`; nested connections (members and
-invitations of many groups) are loaded a page per group in one query per level.
+invitations of many groups) are loaded a page per group in one query per level. Lists
+outside a connection are cut at their maximum (`LIST_MAXIMUMS`), which the cost of a
+document counts on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
+from app.graphql.limits import LIST_MAXIMUMS
 from app.models import Group, Invitation, InvitationEvent, Membership, User
 from app.services import autojoin, groups, invitations, policies, webhooks
 from app.services.auth import users_by_id
 from app.services.pages import CountKey, Page, PageKey
+
+MEMBERSHIPS_SHOWN = LIST_MAXIMUMS["Viewer.memberships"]
+EVENTS_SHOWN = LIST_MAXIMUMS["Invitation.events"]
+
+
+async def recent_memberships(user_ids: Sequence[UUID]) -> list[list[Membership]]:
+    """Each user's most recent memberships, newest first, at most MEMBERSHIPS_SHOWN."""
+    # The service reads them all, oldest first; cut here until it takes a limit.
+    return [(await groups.memberships_of(i))[::-1][:MEMBERSHIPS_SHOWN] for i in user_ids]
+
+
+async def recent_events(invitation_ids: Sequence[UUID]) -> list[list[InvitationEvent]]:
+    """Each invitation's most recent events, oldest first, at most EVENTS_SHOWN."""
+    # The service reads whole trails; cut here until it takes a limit.
+    return [trail[-EVENTS_SHOWN:] for trail in await invitations.events_of(invitation_ids)]
 
 
 @dataclass
@@ -30,7 +49,11 @@ class Loaders:
         default_factory=lambda: DataLoader(load_fn=users_by_id)
     )
     events: DataLoader[UUID, list[InvitationEvent]] = field(
-        default_factory=lambda: DataLoader(load_fn=invitations.events_of)
+        default_factory=lambda: DataLoader(load_fn=recent_events)
+    )
+    # By user id: only ever the viewer's, but read once however many aliases ask.
+    memberships: DataLoader[UUID, list[Membership]] = field(
+        default_factory=lambda: DataLoader(load_fn=recent_memberships)
     )
     autojoin_domains: DataLoader[UUID, list[str]] = field(
         default_factory=lambda: DataLoader(load_fn=autojoin.domains_of)

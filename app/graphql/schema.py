@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, VariableDefinitionNode
 from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 
 from app.config import Settings, get_settings
@@ -17,7 +17,7 @@ from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
-from app.graphql.limits import DocumentLimits, bound_validation
+from app.graphql.limits import DocumentLimits, QueryTimeLimit, bound_validation
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
 
 
@@ -49,18 +49,44 @@ log = logging.getLogger("usher.graphql")
 
 
 def _should_mask(error: GraphQLError) -> bool:
-    # Malformed requests (no original error) and deliberate errors are safe to show.
+    # Malformed requests (no original error), deliberate errors and variables the client
+    # sent wrong are safe to show; anything else that was raised is a bug.
     original = error.original_error
-    return original is not None and not isinstance(original, PublicError)
+    return (
+        original is not None
+        and not isinstance(original, PublicError)
+        and not _is_bad_variable(error)
+    )
+
+
+def _is_bad_variable(error: GraphQLError) -> bool:
+    """True for graphql-core's report of a variable value that failed coercion.
+
+    It stands on the variable's definition, before any field ran, and wraps the
+    GraphQLError its type raised; a type that failed with anything but a ValueError (a
+    scalar's documented way to refuse a value) had a bug, which stays masked.
+    """
+    inner = error.original_error
+    return (
+        error.path is None
+        and bool(error.nodes)
+        and all(isinstance(node, VariableDefinitionNode) for node in error.nodes or ())
+        and isinstance(inner, GraphQLError)
+        and (inner.original_error is None or isinstance(inner.original_error, ValueError))
+    )
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The GraphQL schema: documents over the limits are refused before they run,
-    introspection follows the settings, and in production unexpected errors are masked."""
+    """The GraphQL schema: documents over the limits are refused before they run, queries
+    stop after the time limit, introspection follows the settings, and in production
+    unexpected errors are masked."""
     settings = settings or get_settings()
     bound_validation()
-    max_cost = settings.max_query_cost
-    extensions: list[Callable[[], SchemaExtension]] = [lambda: DocumentLimits(max_cost=max_cost)]
+    max_cost, seconds = settings.max_query_cost, settings.query_timeout_seconds
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: DocumentLimits(max_cost=max_cost),
+        lambda: QueryTimeLimit(seconds=seconds),
+    ]
     if not settings.introspection_enabled:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     if settings.is_production:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
 from typing import Generic, TypeVar, cast
+from uuid import UUID
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,6 +16,8 @@ from app import models
 from app.graphql.args import AfterArg, FirstArg, StatusArg
 from app.graphql.context import Context, Info
 from app.graphql.errors import DomainErrors, UserError
+from app.graphql.limits import LIST_MAXIMUMS
+from app.graphql.loaders import EVENTS_SHOWN, MEMBERSHIPS_SHOWN
 from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
 from app.services import autojoin
 from app.services import groups as group_service
@@ -29,6 +32,9 @@ strawberry.enum(DeliveryStatus, description="Where the email is.")
 strawberry.enum(
     EventType, name="InvitationEventType", description="What happened to an invitation."
 )
+
+OPEN_SHOWN = LIST_MAXIMUMS["OpenInvitations.invitations"]
+AUTOJOIN_SHOWN = LIST_MAXIMUMS["OpenInvitations.autojoinGroups"]
 
 N = TypeVar("N")
 M = TypeVar("M", bound=Model)
@@ -311,17 +317,26 @@ class Invitation:
     async def accepted_by(self, info: Info) -> User | None:
         return await _user(info, self.model.accepted_by_id)  # type: ignore[attr-defined]
 
+    async def _managed_by_caller(self, info: Info) -> bool:
+        ctx = info.context
+        return await can_manage_invitation(
+            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
+        )
+
     @strawberry.field(description="The link that opens it; only for those who may manage it.")
     async def invite_url(self, info: Info) -> str | None:
-        ctx = info.context
-        if not await can_manage_invitation(
-            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
-        ):
+        if not await self._managed_by_caller(info):
             return None
         return invitation_service.invite_url(info.context.settings, self.model)
 
-    @strawberry.field(description="The audit trail, oldest first.")
+    @strawberry.field(
+        description=f"The audit trail: its {EVENTS_SHOWN} most recent events at most, oldest "
+        "first. Only for those who may manage the invitation, empty for anyone else (its "
+        "actors are other members of the group)."
+    )
     async def events(self, info: Info) -> list[InvitationEvent]:
+        if not await self._managed_by_caller(info):
+            return []
         rows = await info.context.loaders.events.load(self.model.id)
         return [
             InvitationEvent(
@@ -346,15 +361,26 @@ class InvitationPreview:
 
 @strawberry.type(description="The signed-in user and where they belong.")
 class Viewer:
+    user_id: strawberry.Private[UUID]
     user: User = strawberry.field(description="The signed-in user.")
-    memberships: list[Membership] = strawberry.field(description="The user's groups and roles.")
+
+    @strawberry.field(
+        description=f"The user's groups and roles: the {MEMBERSHIPS_SHOWN} most recent "
+        "memberships at most, newest first."
+    )
+    async def memberships(self, info: Info) -> list[Membership]:
+        rows = await info.context.loaders.memberships.load(self.user_id)
+        return [Membership.of(m) for m in rows]
 
 
 @strawberry.type(description="Open invitations for an address, and groups it may autojoin.")
 class OpenInvitations:
-    invitations: list[Invitation] = strawberry.field(description="PENDING, unexpired invitations.")
+    invitations: list[Invitation] = strawberry.field(
+        description=f"PENDING, unexpired invitations, newest first: at most {OPEN_SHOWN}."
+    )
     autojoin_groups: list[Group] = strawberry.field(
-        description="Groups the address's domain may join without an invitation."
+        description="Groups the address's domain may join without an invitation, by name: "
+        f"at most {AUTOJOIN_SHOWN}."
     )
 
 

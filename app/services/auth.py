@@ -117,8 +117,9 @@ def decode_jwt(settings: Settings, token: str) -> Claims:
     except jwt.PyJWTError as exc:
         raise InvalidCredential(f"Invalid token: {exc}") from None
     sub = _text_claim(data, "sub")
-    if sub is None:
-        raise InvalidCredential("Invalid token: 'sub' must be a non-empty string")
+    # A blank subject names nobody: every such token would share one user.
+    if sub is None or not sub.strip():
+        raise InvalidCredential("Invalid token: 'sub' must be a non-blank string")
     return Claims(
         sub=sub,
         email=_text_claim(data, "email"),

@@ -15,7 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -25,6 +25,8 @@ from app.services.errors import DomainError, ErrorCode
 
 M = TypeVar("M", bound=Model)
 MAX_PAGE = 100
+# Usher's cursors are about 100 characters (base64 of an ISO time and a UUID).
+MAX_CURSOR_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,31 @@ def cursor_of(stamp: datetime, pk: Any) -> str:
 
 
 def _read_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """The position a cursor names, or INVALID_INPUT on `after`.
+
+    A cursor comes back from the client, so it is read as hostile input: bounded in
+    length before it is decoded, and checked for its exact shape, two strings.
+    """
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise _malformed()
     try:
-        stamp, pk = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not (isinstance(position, list) and len(position) == 2):
+            raise ValueError("not a position")
+        stamp, pk = position
+        if not (isinstance(stamp, str) and isinstance(pk, str)):
+            raise ValueError("not two strings")
         moment = datetime.fromisoformat(stamp)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, UUID(pk)
-    except (ValueError, TypeError, binascii.Error, UnicodeError) as exc:
-        raise DomainError(ErrorCode.INVALID_INPUT, "Malformed cursor.", ["after"]) from exc
+        # In UTC now, so a time at the edge of the calendar fails here, not in the query.
+        return moment.astimezone(UTC), UUID(pk)
+    except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
+        raise _malformed() from exc
+
+
+def _malformed() -> DomainError:
+    return DomainError(ErrorCode.INVALID_INPUT, "Malformed cursor.", ["after"])
 
 
 def db_value(model: type[Model], name: str, value: Any) -> Any:

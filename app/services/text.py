@@ -4,10 +4,12 @@ PostgreSQL stores no NUL byte, in text or in jsonb, and neither database can enc
 surrogate, which JSON input can carry (`"\\ud800"`); the other control characters have no
 place in names, roles or addresses shown in emails and pages. Text that is to be stored is
 refused with INVALID_INPUT on its field; text that only looks something up finds nothing.
+Free JSON is held to the same rule, and to finite numbers.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -48,13 +50,21 @@ def check_text(
 
 def check_json(value: Any, field: Sequence[str]) -> None:
     """INVALID_INPUT on `field` if any string in a JSON value, key or value, at any depth,
-    holds a control character."""
+    holds a control character, or any number is not finite."""
     pending = [value]
     # A loop, not recursion: the depth of the input is the client's choice.
     while pending:
         item = pending.pop()
         if isinstance(item, str):
             check_text(item, field)
+        elif isinstance(item, float) and not math.isfinite(item):
+            # Python reads NaN, Infinity and 1e400 from JSON; jsonb and JSON itself have
+            # no such numbers, and storing or sending them on would fail later.
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                f"{field[-1]} must not contain NaN or infinite numbers.",
+                field,
+            )
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
