@@ -152,6 +152,14 @@ class Settings(BaseSettings):
             problems.append("USHER_ACCEPT_URL must contain {token}")
         if not self.role_order:
             problems.append("USHER_ROLES is empty")
+        for name in (
+            "quota_invites_per_inviter_hour",
+            "quota_invites_per_group_day",
+            "quota_mails_per_recipient_day",
+            "quota_pending_per_group",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"USHER_{name.upper()} must be at least 1")
         unknown = [r for r in self.roles_that_invite if r not in self.role_order]
         if unknown:
             problems.append(f"USHER_INVITER_ROLES names unknown roles: {', '.join(unknown)}")

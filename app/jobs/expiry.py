@@ -18,6 +18,7 @@ from arq import ArqRedis, Retry
 
 from app.config import Settings
 from app.models import Invitation, InvitationStatus
+from app.services import quotas
 from app.services.common import utcnow
 from app.services.invitations import expire_overdue
 
@@ -77,6 +78,7 @@ async def sweep_expired(ctx: dict[str, Any]) -> int:
             break
     if total:
         log.info("expired %d overdue invitations", total)
+    await quotas.forget_old()
     return total
 
 
