@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+from app.config import Settings
 from app.models import (
     Invitation,
     InvitationEvent,
@@ -171,6 +172,27 @@ async def test_concurrent_resends_rotate_once(gql: GQL, make_group: MakeGroup) -
     row = await stored(invitation["id"])
     assert row.token_version == 2
     assert await OutboxMessage.filter(invitation_id=row.id, kind=MessageKind.RESEND).count() == 1
+
+
+async def test_concurrent_resends_without_cool_down_stop_at_the_daily_cap(
+    gql: GQL, make_group: MakeGroup, settings: Settings
+) -> None:
+    settings.resend_cooldown_seconds = 0
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    invitation = await invite_one(gql, owner, "ben@example.com")
+
+    results = await asyncio.gather(
+        *(gql(RESEND, {"id": invitation["id"]}, auth=owner) for _ in range(N))
+    )
+
+    cap = settings.resend_daily_cap
+    assert _codes([r["resendInvitation"] for r in results]) == {"ok": cap, "RATE_LIMITED": N - cap}
+    row = await stored(invitation["id"])
+    assert row.token_version == 1 + cap
+    resent = InvitationEvent.filter(invitation_id=row.id, type="resent")
+    assert await resent.count() == cap
+    assert await OutboxMessage.filter(invitation_id=row.id, kind=MessageKind.RESEND).count() == cap
 
 
 async def test_renew_racing_a_new_invitation_leaves_one_open(

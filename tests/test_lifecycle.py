@@ -376,9 +376,13 @@ async def test_resend_daily_cap(gql: GQL, make_group: MakeGroup, settings: Setti
     capped = (await gql(RESEND, {"id": invitation["id"]}, auth=owner))["resendInvitation"]
     error = only_error(capped)
     assert error["code"] == "RATE_LIMITED"
-    assert "24 hours" in error["message"]
+    assert "resends of this invitation today" in error["message"]
+    # The cap counts per day (UTC): it lifts at the next midnight.
     retry = datetime.fromisoformat(error["retryAfter"])
-    assert retry > datetime.now(UTC) + timedelta(hours=23)
+    midnight = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    assert retry == midnight
     assert (await stored(invitation["id"])).token_version == settings.resend_daily_cap + 1
 
 

@@ -18,7 +18,6 @@ from app.models import (
     DeliveryStatus,
     EventType,
     Invitation,
-    InvitationEvent,
     InvitationStatus,
     MessageKind,
     TargetType,
@@ -40,7 +39,6 @@ from app.services.invitations import (
 from app.services.policies import can_manage_invitation, check_grant, is_member
 
 MAX_LINK_USES = 10_000
-DAY = timedelta(days=1)
 
 # Fields `updateInvitation` may change, by model field name.
 UPDATABLE = frozenset(
@@ -298,18 +296,6 @@ def _cooled_down(settings: Settings, now: datetime) -> Q | None:
     return Q(last_sent_at__lte=since) | Q(last_sent_at__isnull=True, created_at__lte=since)
 
 
-async def _check_daily_cap(settings: Settings, invitation_id: UUID, now: datetime) -> None:
-    events = await InvitationEvent.filter(
-        invitation_id=invitation_id, type=EventType.RESENT, created_at__gt=now - DAY
-    ).order_by("created_at")
-    recent = [e.created_at for e in events]
-    if len(recent) >= settings.resend_daily_cap:
-        retry = recent[len(recent) - settings.resend_daily_cap] + DAY
-        raise RateLimited(
-            f"This invitation was resent {len(recent)} times in the last 24 hours", retry
-        )
-
-
 async def _rate_limited(
     settings: Settings, invitation_id: UUID, *statuses: InvitationStatus
 ) -> DomainError | None:
@@ -345,18 +331,21 @@ async def resend_invitation(
     if invitation.target_type == TargetType.LINK:
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
-    await _check_daily_cap(settings, invitation.id, now)
-    resent = await core.change(
-        invitation.id,
-        event=EventType.RESENT,
-        from_statuses=[InvitationStatus.PENDING],
-        actor=principal,
-        mail=MessageKind.RESEND if invitation.send_email else None,
-        unexpired=True,
-        now=now,
-        extra=_cooled_down(settings, now),
-        **_resend_changes(invitation, now),
-    )
+    async with events.transaction():
+        resent = await core.change(
+            invitation.id,
+            event=EventType.RESENT,
+            from_statuses=[InvitationStatus.PENDING],
+            actor=principal,
+            mail=MessageKind.RESEND if invitation.send_email else None,
+            unexpired=True,
+            now=now,
+            extra=_cooled_down(settings, now),
+            **_resend_changes(invitation, now),
+        )
+        if resent is not None:
+            # Over the cap, the change rolls back with the refusal.
+            await quotas.take_resend(settings, invitation.id)
     if resent is None:
         raise await _rate_limited(
             settings, invitation.id, InvitationStatus.PENDING
@@ -390,7 +379,6 @@ async def renew_invitation(
     }
     extra = None
     if resend:
-        await _check_daily_cap(settings, invitation.id, now)
         extra = _cooled_down(settings, now)
         fields.update(_resend_changes(invitation, now))
     was = effective_status(invitation, now)
@@ -407,6 +395,7 @@ async def renew_invitation(
                 **fields,
             )
             if renewed is not None and resend:
+                await quotas.take_resend(settings, invitation.id)
                 mail = MessageKind.RESEND if renewed.send_email else None
                 await core.record(renewed, EventType.RESENT, actor=principal, mail=mail)
     except IntegrityError:

@@ -78,6 +78,11 @@ def mails_per_recipient(settings: Settings) -> Quota:
     )
 
 
+def resends_per_invitation(settings: Settings) -> Quota:
+    """Resends of one invitation per day (UTC)."""
+    return Quota("resends", settings.resend_daily_cap, DAY, "resends of this invitation today")
+
+
 def mailbox(email: str) -> str:
     """The mailbox an address reaches: lower-cased, `+tag` removed from the local part."""
     local, _, domain = email.strip().lower().rpartition("@")
@@ -155,6 +160,16 @@ async def take_invitation(settings: Settings, principal: Principal, group_id: UU
 async def take_mail(settings: Settings, email: str) -> None:
     """Count one invitation email to the mailbox `email` reaches."""
     await take(settings, mails_per_recipient(settings), mailbox(email), field=["email"])
+
+
+async def take_resend(settings: Settings, invitation_id: UUID) -> None:
+    """Count one resend of an invitation against its daily cap.
+
+    Taken inside the resend's transaction, after its conditional UPDATE: in the database
+    the count commits or rolls back with the resend, so concurrent resends never pass
+    the cap together.
+    """
+    await take(settings, resends_per_invitation(settings), str(invitation_id), field=["id"])
 
 
 @dataclass
