@@ -250,3 +250,35 @@ async def test_in_process_resend_sends_a_new_link(
     assert (await gql(BY_TOKEN, {"token": new}))["invitationByToken"]["status"] == "PENDING"
     inv = (await gql(INVITATION_FIELDS, {"id": inv_id}, auth=olivia))["invitation"]
     assert (inv["deliveryStatus"], inv["sendCount"]) == ("SENT", 2)
+
+
+async def test_a_revoke_while_the_email_is_written_stops_it(
+    gql: GQL, make_group: MakeGroup, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from app.jobs import email as email_job
+    from app.jobs.email import deliver
+    from app.mail.transports import FolderTransport
+    from tests.lifecycle_helpers import REVOKE
+
+    olivia, [inv_id] = await invite(gql, make_group)
+    compose = email_job.compose
+
+    async def compose_while_revoked(*args: Any) -> Any:
+        # The revoke lands after the job's first look at the invitation, before the send.
+        revoked = await gql(REVOKE, {"id": inv_id}, auth=olivia)
+        assert revoked["revokeInvitation"]["errors"] == []
+        return await compose(*args)
+
+    monkeypatch.setattr(email_job, "compose", compose_while_revoked)
+    [row] = await OutboxMessage.filter(invitation_id=inv_id)
+    outbox = tmp_path / "sent"
+    ctx = {"settings": settings, "transport": FolderTransport(str(outbox))}
+    assert await deliver(ctx, outbox_id=str(row.id)) == "skipped"
+
+    assert not outbox.exists() or not list(outbox.iterdir())
+    await row.refresh_from_db()
+    assert row.sent_at is None and row.last_error == "not sent: the invitation is revoked"
+    invitation = await Invitation.get(id=inv_id)
+    assert invitation.delivery_status != DeliveryStatus.SENT
+    events = await InvitationEvent.filter(invitation_id=inv_id).order_by("created_at")
+    assert [e.type for e in events] == [EventType.CREATED, EventType.REVOKED]

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from arq import Retry
 from jinja2 import TemplateError
-from tortoise.expressions import F
+from tortoise.expressions import F, Subquery
 
 from app.config import Settings
 from app.mail.render import build_message, make_message_id, render
@@ -131,11 +131,7 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     )
     reason = await _skip_reason(message, invitation, now)
     if reason is not None:
-        await OutboxMessage.filter(id=message.id, sent_at=None).update(
-            failed_at=now, last_error=f"not sent: {reason}"
-        )
-        log.info("outbox %s not sent: %s", message.id, reason)
-        return "skipped"
+        return await _skip(message, reason)
 
     await _hold_over_quota(settings, message, invitation)
     attempt = message.attempts + 1
@@ -145,6 +141,10 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         # A broken (custom) template will not mend itself: fail visibly, once.
         await _give_up(message, invitation, f"template error: {exc}", attempt)
         return "failed"
+    if not await _claim(message, attempt):
+        # Revoked, declined, renewed with a new link… while the email was being written.
+        fresh = await Invitation.get(id=invitation.id).select_related("inviter")
+        return await _skip(message, await _skip_reason(message, fresh, utcnow()) or "changed")
     try:
         await transport.send(email)
     except PermanentFailure as exc:
@@ -174,6 +174,30 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         raise Retry(defer=defer) from None
     await _record_sent(message, invitation, str(email["Message-ID"]), attempt)
     return "sent"
+
+
+async def _skip(message: OutboxMessage, reason: str) -> str:
+    await OutboxMessage.filter(id=message.id, sent_at=None).update(
+        failed_at=utcnow(), last_error=f"not sent: {reason}"
+    )
+    log.info("outbox %s not sent: %s", message.id, reason)
+    return "skipped"
+
+
+async def _claim(message: OutboxMessage, attempt: int) -> bool:
+    """Claim the message for this attempt, right before it goes out: one conditional
+    UPDATE that also checks, for a link, that the invitation is still open on the same
+    token version, so a revoke that lands before this point stops the email."""
+    query = OutboxMessage.filter(id=message.id, sent_at=None, failed_at=None)
+    if message.kind in LINK_KINDS:
+        still_open = Invitation.filter(
+            id=message.invitation_id,  # type: ignore[attr-defined]
+            status=InvitationStatus.PENDING,
+            expires_at__gt=utcnow(),
+            token_version=message.token_version,
+        )
+        query = query.filter(invitation_id__in=Subquery(still_open.values("id")))
+    return await query.update(attempts=attempt) == 1
 
 
 async def _hold_over_quota(
