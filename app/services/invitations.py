@@ -47,6 +47,7 @@ from app.services.policies import (
     check_grant,
     is_manager,
     require_group_manager,
+    require_verified_sender,
 )
 from app.services.text import check_json, check_text
 from app.services.tokens import make_token, read_token
@@ -189,13 +190,24 @@ class InviteeSpec:
 
 
 async def manageable_group(
-    settings: Settings, principal: Principal, group_type: str, group_id: str
+    settings: Settings,
+    principal: Principal,
+    group_type: str,
+    group_id: str,
+    *,
+    reading: bool = False,
 ) -> Group:
-    """The named group if the caller may manage it; NOT_FOUND or FORBIDDEN otherwise."""
+    """The named group if the caller may manage it; NOT_FOUND or FORBIDDEN otherwise.
+
+    Unless only `reading`, a user must also have a verified email (EMAIL_NOT_VERIFIED),
+    checked after the group so that the answer for others' groups stays NOT_FOUND.
+    """
     group = await find_group(group_type, group_id)
     if group is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
     await require_group_manager(settings, principal, group)
+    if not reading:
+        require_verified_sender(principal)
     return group
 
 
@@ -442,6 +454,6 @@ async def invitations_by_group(
     pages: PageLoader[Invitation],
 ) -> tuple[PageKey, Page[Invitation]]:
     """`invitationsByGroup`: a page of the named group's invitations, and its key."""
-    group = await manageable_group(settings, principal, group_type, group_id)
+    group = await manageable_group(settings, principal, group_type, group_id, reading=True)
     key = PageKey(group.id, window, frozenset(statuses or ()))
     return key, await pages(key)
