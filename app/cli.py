@@ -103,9 +103,13 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> None:
 def cmd_token(args: argparse.Namespace) -> None:
     from app.services.auth import make_dev_jwt
 
+    settings = get_settings()
+    if settings.is_production:
+        # Whoever can run it could sign in as anyone; production JWTs come from the host app.
+        sys.exit("usher token makes development JWTs; it refuses to with USHER_ENV=production.")
     print(
         make_dev_jwt(
-            get_settings(),
+            settings,
             sub=args.sub,
             email=args.email,
             name=args.name,

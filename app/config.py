@@ -12,6 +12,10 @@ DEV_SECRET_KEY = "usher-development-secret-key-do-not-use-in-production"
 DEV_JWT_SECRET = "usher-development-jwt-secret-do-not-use-in-production"
 
 
+# Secrets shorter than this are refused in production (DESIGN.md, "Safe to expose").
+MIN_SECRET_BYTES = 32
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -117,6 +121,24 @@ class Settings(BaseSettings):
             min(self.mail_retry_seconds * 2 ** max(attempt - 1, 0), self.mail_retry_max_seconds)
         )
 
+    def _production_secret_problems(self) -> list[str]:
+        """What is wrong with the secrets for production: development values, short keys."""
+        problems = []
+        if DEV_SECRET_KEY in self.secret_keys:
+            problems.append("USHER_SECRET_KEY is the development value; set a secret of your own")
+        elif any(len(key.encode()) < MIN_SECRET_BYTES for key in self.secret_keys):
+            problems.append(f"USHER_SECRET_KEY has an entry shorter than {MIN_SECRET_BYTES} bytes")
+        if self.jwt_public_key or self.jwt_jwks_url:
+            return problems  # the HS256 secret is not used
+        if self.jwt_secret == DEV_JWT_SECRET:
+            problems.append(
+                "USHER_JWT_SECRET is the development value; set it, "
+                "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
+            )
+        elif len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"USHER_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        return problems
+
     def check(self) -> None:
         """Refuse settings that must not reach production; raise ValueError with the reason."""
         problems = []
@@ -134,19 +156,7 @@ class Settings(BaseSettings):
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
         if self.is_production:
-            if DEV_SECRET_KEY in self.secret_keys:
-                problems.append(
-                    "USHER_SECRET_KEY is the development value; set a secret of your own"
-                )
-            if (
-                self.jwt_secret == DEV_JWT_SECRET
-                and not self.jwt_public_key
-                and not self.jwt_jwks_url
-            ):
-                problems.append(
-                    "USHER_JWT_SECRET is the development value; set it, "
-                    "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
-                )
+            problems += self._production_secret_problems()
         if problems:
             raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
 

@@ -229,3 +229,30 @@ async def test_claims_at_their_limits_are_stored(gql: GQL, settings: Settings) -
     # Absent or empty optional claims are simply not there.
     token = jwt.encode(_claims(sub="u2", email="", name=None), settings.jwt_secret, "HS256")
     assert (await gql(VIEWER, auth=token))["viewer"]["user"] == {"externalId": "u2", "email": None}
+
+
+SHORT = "s" * 31  # one byte short of the minimum
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"secret_key": SHORT}, "USHER_SECRET_KEY"),
+        ({"secret_key": f"{'y' * 40},{SHORT}"}, "USHER_SECRET_KEY"),
+        ({"jwt_secret": SHORT}, "USHER_JWT_SECRET"),
+        ({"jwt_secret": "é" * 15}, "USHER_JWT_SECRET"),  # 30 bytes, though 15 characters
+    ],
+)
+def test_production_refuses_short_secrets(overrides: dict[str, str], variable: str) -> None:
+    values = {"secret_key": "y" * 40, "jwt_secret": "x" * 40, **overrides}
+    with pytest.raises(ValueError, match=f"{variable} .*shorter than 32 bytes") as raised:
+        Settings.model_validate({"env": "production", **values}).check()
+    assert "\n" not in str(raised.value)
+    # Development accepts them: tests and laptops need no long secrets.
+    Settings.model_validate(values).check()
+
+
+def test_a_short_jwt_secret_is_fine_when_jwts_are_verified_by_public_key() -> None:
+    Settings(
+        env="production", secret_key="y" * 32, jwt_secret="short", jwt_jwks_url="https://idp/jwks"
+    ).check()
