@@ -83,7 +83,11 @@ def cmd_apikey_list(_: argparse.Namespace) -> None:
     async def work() -> None:
         for row in await ApiKey.all().order_by("created_at"):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-            print(f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d}  {state}")
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M} UTC" if row.last_used_at else "never"
+            print(
+                f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d}  "
+                f"last used {used}  {state}"
+            )
 
     asyncio.run(_with_db(work))
 

@@ -52,6 +52,7 @@ async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> No
     out = usher("apikey", "create", "--name", "backend", env={"DATABASE_URL": database})
     key = out.strip().splitlines()[-1]
     assert key.startswith("usk_")
+    assert "last used never" in usher("apikey", "list", env={"DATABASE_URL": database})
     data = await gql('{ group(groupType: "org", groupId: "none") { id } }', auth=key)
     assert data["group"] is None
     body = await gql.raw("{ viewer { user { id } } }", auth=key + "x")
@@ -59,6 +60,7 @@ async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> No
 
     listed = usher("apikey", "list", env={"DATABASE_URL": database})
     assert f"{key[:12]}…  backend" in listed and "active" in listed
+    assert "last used 20" in listed  # the requests above used it
     usher("apikey", "revoke", key[:12], env={"DATABASE_URL": database})
     assert "revoked" in usher("apikey", "list", env={"DATABASE_URL": database})
     body = await gql.raw("{ viewer { user { id } } }", auth=key)
