@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,10 +15,37 @@ DEV_JWT_SECRET = "usher-development-jwt-secret-do-not-use-in-production"
 
 # Secrets shorter than this are refused in production (DESIGN.md, "Safe to expose").
 MIN_SECRET_BYTES = 32
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, lower-cased, default port left out;
+    None for anything else (no host, userinfo, a bad port, another scheme)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _https_origin(entry: str) -> str:
+    """An entry of USHER_RETURN_TO_ORIGINS as an origin, or ValueError saying why not."""
+    origin = origin_of(entry)
+    if origin is None or not origin.startswith("https://") or urlsplit(entry).path not in ("", "/"):
+        raise ValueError(f"USHER_RETURN_TO_ORIGINS: {entry!r} is not an https origin")
+    return origin
 
 
 class Settings(BaseSettings):
@@ -79,6 +107,10 @@ class Settings(BaseSettings):
     query_timeout_seconds: float = 10.0
     # Introspection in production; development always has it (GraphiQL needs it).
     introspection: bool = False
+    # Origins an absolute `returnTo` may point at (comma-separated https origins); empty:
+    # the origin of USHER_ACCEPT_URL. Anything else could send a user who just accepted to
+    # a page of an attacker's choosing.
+    return_to_origins: str = ""
 
     @property
     def secret_keys(self) -> list[str]:
@@ -89,6 +121,15 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> list[str]:
         """Browser origins allowed by CORS (`USHER_CORS_ORIGINS`, comma-separated)."""
         return _split(self.cors_origins)
+
+    @property
+    def allowed_return_origins(self) -> frozenset[str]:
+        """Origins an absolute `returnTo` may have (ValueError if the setting is malformed)."""
+        entries = _split(self.return_to_origins)
+        if not entries:
+            default = origin_of(self.accept_url)
+            return frozenset([default] if default else [])
+        return frozenset(_https_origin(entry) for entry in entries)
 
     @property
     def role_order(self) -> list[str]:
@@ -155,6 +196,10 @@ class Settings(BaseSettings):
             problems.append("USHER_MAX_QUERY_COST must be at least 1")
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
+        try:
+            _ = self.allowed_return_origins  # read now, so a malformed value stops the start
+        except ValueError as exc:
+            problems.append(str(exc))
         if self.is_production:
             problems += self._production_secret_problems()
         if problems:
