@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,6 +47,24 @@ def _https_origin(entry: str) -> str:
     if origin is None or not origin.startswith("https://") or urlsplit(entry).path not in ("", "/"):
         raise ValueError(f"USHER_RETURN_TO_ORIGINS: {entry!r} is not an https origin")
     return origin
+
+
+def _nameserver(entry: str) -> tuple[str, int]:
+    """`host:port` (an IP address; `[v6]:port`; the port defaults to 53), or ValueError."""
+    host, port = entry, "53"
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") if rest else port
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536:
+        raise ValueError(f"USHER_DNS_NAMESERVERS: {entry!r} is not an IP address and port")
+    return host, number
 
 
 class Settings(BaseSettings):
@@ -111,6 +130,10 @@ class Settings(BaseSettings):
     # the origin of USHER_ACCEPT_URL. Anything else could send a user who just accepted to
     # a page of an attacker's choosing.
     return_to_origins: str = ""
+    # Where autojoin domain verification looks up TXT records: comma-separated `host:port`;
+    # empty: the system's resolvers. Each lookup gives up after `dns_timeout_seconds`.
+    dns_nameservers: str = ""
+    dns_timeout_seconds: float = 5.0
 
     @property
     def secret_keys(self) -> list[str]:
@@ -130,6 +153,11 @@ class Settings(BaseSettings):
             default = origin_of(self.accept_url)
             return frozenset([default] if default else [])
         return frozenset(_https_origin(entry) for entry in entries)
+
+    @property
+    def dns_servers(self) -> list[tuple[str, int]]:
+        """Name servers for TXT lookups as (address, port); empty: the system's."""
+        return [_nameserver(entry) for entry in _split(self.dns_nameservers)]
 
     @property
     def role_order(self) -> list[str]:
@@ -196,10 +224,13 @@ class Settings(BaseSettings):
             problems.append("USHER_MAX_QUERY_COST must be at least 1")
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
-        try:
-            _ = self.allowed_return_origins  # read now, so a malformed value stops the start
-        except ValueError as exc:
-            problems.append(str(exc))
+        if self.dns_timeout_seconds <= 0:
+            problems.append("USHER_DNS_TIMEOUT_SECONDS must be positive")
+        for setting in ("allowed_return_origins", "dns_servers"):
+            try:
+                getattr(self, setting)
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.is_production:
             problems += self._production_secret_problems()
         if problems:

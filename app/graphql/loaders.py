@@ -12,7 +12,7 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
-from app.models import Group, Invitation, InvitationEvent, Membership, User
+from app.models import AutojoinDomain, Group, Invitation, InvitationEvent, Membership, User
 from app.services import autojoin, groups, invitations, policies
 from app.services.auth import users_by_id
 from app.services.pages import CountKey, Page, PageKey
@@ -32,7 +32,7 @@ class Loaders:
     events: DataLoader[UUID, list[InvitationEvent]] = field(
         default_factory=lambda: DataLoader(load_fn=invitations.events_of)
     )
-    autojoin_domains: DataLoader[UUID, list[str]] = field(
+    autojoin_domains: DataLoader[UUID, list[AutojoinDomain]] = field(
         default_factory=lambda: DataLoader(load_fn=autojoin.domains_of)
     )
     member_page: DataLoader[PageKey, Page[Membership]] = field(
