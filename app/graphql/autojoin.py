@@ -34,9 +34,9 @@ class AutojoinMutation:
     @strawberry.mutation(
         description="Replace a group's autojoin domains (an empty list turns autojoin off). "
         'Webmail and disposable domains are refused, each as WEBMAIL_DOMAIN on ["domains", '
-        '"<domain>"], and nothing changes. Domains that stay keep their verification; a new '
-        "one is verified at once for an API key, or for a user whose verified email is at "
-        "exactly that domain, and otherwise offers autojoin only after `verifyAutojoinDomain`."
+        '"<domain>"], and nothing changes. Domains that stay keep their verification. A '
+        "domain is verified at once when an API key sets it, or a user whose verified email is "
+        "at exactly that domain; any other offers autojoin only after `verifyAutojoinDomain`."
     )
     async def set_autojoin_domains(
         self,
