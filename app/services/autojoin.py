@@ -105,7 +105,8 @@ async def set_autojoin_domains(
     """Replace a group's autojoin domains; an empty list turns autojoin off.
 
     Webmail and disposable domains are refused as a whole: one WEBMAIL_DOMAIN error per
-    offending domain, with `field` ["domains", "<domain>"], and nothing is changed.
+    offending domain, with `field` ["domains", "<domain>"], and nothing is changed. Domains
+    that stay keep their verification; those the caller vouches for are verified.
     """
     group = await manageable_group(settings, principal, group_type, group_id)
     if len(domains) > MAX_DOMAINS:
