@@ -83,7 +83,11 @@ def cmd_apikey_list(_: argparse.Namespace) -> None:
     async def work() -> None:
         for row in await ApiKey.all().order_by("created_at"):
             state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-            print(f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d}  {state}")
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M} UTC" if row.last_used_at else "never"
+            print(
+                f"{row.prefix}…  {row.name}  created {row.created_at:%Y-%m-%d}  "
+                f"last used {used}  {state}"
+            )
 
     asyncio.run(_with_db(work))
 
@@ -103,9 +107,13 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> None:
 def cmd_token(args: argparse.Namespace) -> None:
     from app.services.auth import make_dev_jwt
 
+    settings = get_settings()
+    if settings.is_production:
+        # Whoever can run it could sign in as anyone; production JWTs come from the host app.
+        sys.exit("usher token makes development JWTs; it refuses to with USHER_ENV=production.")
     print(
         make_dev_jwt(
-            get_settings(),
+            settings,
             sub=args.sub,
             email=args.email,
             name=args.name,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,8 +14,57 @@ DEV_SECRET_KEY = "usher-development-secret-key-do-not-use-in-production"
 DEV_JWT_SECRET = "usher-development-jwt-secret-do-not-use-in-production"
 
 
+# Secrets shorter than this are refused in production (DESIGN.md, "Safe to expose").
+MIN_SECRET_BYTES = 32
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL, lower-cased, default port left out;
+    None for anything else (no host, userinfo, a bad port, another scheme)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _https_origin(entry: str) -> str:
+    """An entry of USHER_RETURN_TO_ORIGINS as an origin, or ValueError saying why not."""
+    origin = origin_of(entry)
+    if origin is None or not origin.startswith("https://") or urlsplit(entry).path not in ("", "/"):
+        raise ValueError(f"USHER_RETURN_TO_ORIGINS: {entry!r} is not an https origin")
+    return origin
+
+
+def _nameserver(entry: str) -> tuple[str, int]:
+    """`host:port` (an IP address; `[v6]:port`; the port defaults to 53), or ValueError."""
+    host, port = entry, "53"
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") if rest else port
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = 0
+    if not 0 < number < 65536:
+        raise ValueError(f"USHER_DNS_NAMESERVERS: {entry!r} is not an IP address and port")
+    return host, number
 
 
 class Settings(BaseSettings):
@@ -96,6 +147,14 @@ class Settings(BaseSettings):
     webhook_order_wait_seconds: float = 5.0
     # An endpoint whose deliveries have failed for good for this long is disabled.
     webhook_disable_after_days: float = 5.0
+    # Origins an absolute `returnTo` may point at (comma-separated https origins); empty:
+    # the origin of USHER_ACCEPT_URL. Anything else could send a user who just accepted to
+    # a page of an attacker's choosing.
+    return_to_origins: str = ""
+    # Where autojoin domain verification looks up TXT records: comma-separated `host:port`;
+    # empty: the system's resolvers. Each lookup gives up after `dns_timeout_seconds`.
+    dns_nameservers: str = ""
+    dns_timeout_seconds: float = 5.0
 
     @property
     def secret_keys(self) -> list[str]:
@@ -106,6 +165,20 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> list[str]:
         """Browser origins allowed by CORS (`USHER_CORS_ORIGINS`, comma-separated)."""
         return _split(self.cors_origins)
+
+    @property
+    def allowed_return_origins(self) -> frozenset[str]:
+        """Origins an absolute `returnTo` may have (ValueError if the setting is malformed)."""
+        entries = _split(self.return_to_origins)
+        if not entries:
+            default = origin_of(self.accept_url)
+            return frozenset([default] if default else [])
+        return frozenset(_https_origin(entry) for entry in entries)
+
+    @property
+    def dns_servers(self) -> list[tuple[str, int]]:
+        """Name servers for TXT lookups as (address, port); empty: the system's."""
+        return [_nameserver(entry) for entry in _split(self.dns_nameservers)]
 
     @property
     def role_order(self) -> list[str]:
@@ -143,6 +216,24 @@ class Settings(BaseSettings):
             min(self.mail_retry_seconds * 2 ** max(attempt - 1, 0), self.mail_retry_max_seconds)
         )
 
+    def _production_secret_problems(self) -> list[str]:
+        """What is wrong with the secrets for production: development values, short keys."""
+        problems = []
+        if DEV_SECRET_KEY in self.secret_keys:
+            problems.append("USHER_SECRET_KEY is the development value; set a secret of your own")
+        elif any(len(key.encode()) < MIN_SECRET_BYTES for key in self.secret_keys):
+            problems.append(f"USHER_SECRET_KEY has an entry shorter than {MIN_SECRET_BYTES} bytes")
+        if self.jwt_public_key or self.jwt_jwks_url:
+            return problems  # the HS256 secret is not used
+        if self.jwt_secret == DEV_JWT_SECRET:
+            problems.append(
+                "USHER_JWT_SECRET is the development value; set it, "
+                "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
+            )
+        elif len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            problems.append(f"USHER_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        return problems
+
     def check(self) -> None:
         """Refuse settings that must not reach production; raise ValueError with the reason."""
         problems = []
@@ -168,20 +259,15 @@ class Settings(BaseSettings):
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
         problems.extend(self._webhook_problems())
+        if self.dns_timeout_seconds <= 0:
+            problems.append("USHER_DNS_TIMEOUT_SECONDS must be positive")
+        for setting in ("allowed_return_origins", "dns_servers"):
+            try:
+                getattr(self, setting)
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.is_production:
-            if DEV_SECRET_KEY in self.secret_keys:
-                problems.append(
-                    "USHER_SECRET_KEY is the development value; set a secret of your own"
-                )
-            if (
-                self.jwt_secret == DEV_JWT_SECRET
-                and not self.jwt_public_key
-                and not self.jwt_jwks_url
-            ):
-                problems.append(
-                    "USHER_JWT_SECRET is the development value; set it, "
-                    "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
-                )
+            problems += self._production_secret_problems()
         if problems:
             raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
 

@@ -125,6 +125,11 @@ class AutojoinDomain(Model):
         "models.Group", related_name="autojoin_domains", on_delete=fields.CASCADE
     )
     domain = fields.CharField(max_length=255, db_index=True)
+    # Published by the group's admins as `usher-verification=<token>` in a TXT record at
+    # `_usher.<domain>` to prove they control the domain; random, kept while it is listed.
+    verification_token = fields.CharField(max_length=64)
+    # Set once ownership is shown; until then the domain offers nobody autojoin.
+    verified_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "autojoin_domains"

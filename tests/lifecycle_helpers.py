@@ -39,7 +39,7 @@ CREATE_LINK = f"""mutation($input: CreateInviteLinkInput!) {{
   createInviteLink(input: $input) {{ invitation {{ {INVITATION} }} {ERRORS} }} }}"""
 SET_AUTOJOIN = f"""mutation($domains: [String!]!, $role: String, $groupId: String! = "acme") {{
   setAutojoinDomains(groupType: "org", groupId: $groupId, domains: $domains, role: $role) {{
-    group {{ autojoinDomains autojoinRole }} {ERRORS} }} }}"""
+    group {{ autojoinDomains autojoinRole domains {{ domain verified }} }} {ERRORS} }} }}"""
 JOIN = f"""mutation($groupId: String! = "acme") {{ joinGroup(groupType: "org", groupId: $groupId) {{
   invitations {{ id }} memberships {{ {MEMBERSHIP} }} {ERRORS} }} }}"""
 OPEN = """query($email: String!) { invitations(targetType: EMAIL, targetValue: $email) {

@@ -7,9 +7,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.config import DEV_JWT_SECRET, DEV_SECRET_KEY, Settings
 from app.main import create_app
-from app.models import User
-from app.services.auth import InvalidCredential, decode_jwt
-from tests.conftest import GQL
+from app.models import ApiKey, User
+from app.services.auth import InvalidCredential, decode_jwt, record_use
+from tests.conftest import GQL, QueryLog
 
 VIEWER = "{ viewer { user { externalId email } } }"
 
@@ -231,3 +231,61 @@ async def test_claims_at_their_limits_are_stored(gql: GQL, settings: Settings) -
     # Absent or empty optional claims are simply not there.
     token = jwt.encode(_claims(sub="u2", email="", name=None), settings.jwt_secret, "HS256")
     assert (await gql(VIEWER, auth=token))["viewer"]["user"] == {"externalId": "u2", "email": None}
+
+
+SHORT = "s" * 31  # one byte short of the minimum
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"secret_key": SHORT}, "USHER_SECRET_KEY"),
+        ({"secret_key": f"{'y' * 40},{SHORT}"}, "USHER_SECRET_KEY"),
+        ({"jwt_secret": SHORT}, "USHER_JWT_SECRET"),
+        ({"jwt_secret": "é" * 15}, "USHER_JWT_SECRET"),  # 30 bytes, though 15 characters
+    ],
+)
+def test_production_refuses_short_secrets(overrides: dict[str, str], variable: str) -> None:
+    values = {"secret_key": "y" * 40, "jwt_secret": "x" * 40, **overrides}
+    with pytest.raises(ValueError, match=f"{variable} .*shorter than 32 bytes") as raised:
+        Settings.model_validate({"env": "production", **values}).check()
+    assert "\n" not in str(raised.value)
+    # Development accepts them: tests and laptops need no long secrets.
+    Settings.model_validate(values).check()
+
+
+def test_a_short_jwt_secret_is_fine_when_jwts_are_verified_by_public_key() -> None:
+    Settings(
+        env="production", secret_key="y" * 32, jwt_secret="short", jwt_jwks_url="https://idp/jwks"
+    ).check()
+
+
+async def test_api_keys_record_when_they_were_last_used(
+    gql: GQL, api_key: str, queries: QueryLog
+) -> None:
+    row = await ApiKey.get(prefix=api_key[:12])
+    assert row.last_used_at is None
+    before = datetime.now(UTC)
+    await gql(VIEWER, auth=api_key)
+    first = (await ApiKey.get(id=row.id)).last_used_at
+    assert first is not None and first >= before - timedelta(seconds=1)
+
+    # Within the minute, using the key writes nothing.
+    queries.statements.clear()
+    await gql(VIEWER, auth=api_key)
+    assert not [s for s in queries.statements if "UPDATE" in s and "api_keys" in s]
+    assert (await ApiKey.get(id=row.id)).last_used_at == first
+
+    # A minute on, the next use moves it.
+    await ApiKey.filter(id=row.id).update(last_used_at=first - timedelta(minutes=2))
+    await gql(VIEWER, auth=api_key)
+    latest = (await ApiKey.get(id=row.id)).last_used_at
+    assert latest is not None and latest >= first
+
+
+async def test_a_use_read_before_another_was_recorded_writes_nothing(api_key: str) -> None:
+    # Two requests read the key before either records its use: only one write lands.
+    first, second = await ApiKey.get(prefix=api_key[:12]), await ApiKey.get(prefix=api_key[:12])
+    assert await record_use(first) is True
+    assert await record_use(second) is False
+    assert (await ApiKey.get(id=first.id)).last_used_at == first.last_used_at

@@ -193,6 +193,27 @@ async def test_group_level_actions(gql: GQL, cast: Cast, caller: str) -> None:
         assert listing["errors"][0]["extensions"]["code"] == expected
 
 
+async def test_an_admin_needs_a_verified_email_to_invite(gql: GQL, cast: Cast) -> None:
+    adam = gql.token("adam", "adam@acme.com", verified=False)
+    invite = await gql(
+        INVITE,
+        {"input": {"groupType": "org", "groupId": "acme", "invitees": [{"email": "x@corp.com"}]}},
+        auth=adam,
+    )
+    link = await gql(CREATE_LINK, {"input": {"groupType": "org", "groupId": "acme"}}, auth=adam)
+    autojoin = await gql(SET_AUTOJOIN, {"domains": ["acme.com"]}, auth=adam)
+    assert [
+        _outcome(invite["invite"]),
+        _outcome(link["createInviteLink"]),
+        _outcome(autojoin["setAutojoinDomains"]),
+    ] == ["EMAIL_NOT_VERIFIED"] * 3
+    # Reading what the group has sent needs no more than the role.
+    listing = await gql(
+        '{ invitationsByGroup(groupType: "org", groupId: "acme") { totalCount } }', auth=adam
+    )
+    assert listing["invitationsByGroup"]["totalCount"] == 3  # the cast's three links
+
+
 @pytest.mark.parametrize(
     ("caller", "code"), [("api_key", "ok"), ("owner", "ok"), ("admin", "ROLE_NOT_ALLOWED")]
 )

@@ -34,10 +34,25 @@ def test_token_prints_a_jwt_on_its_last_line() -> None:
     assert claims["email_verified"] is False
 
 
+def test_token_refuses_to_mint_in_production() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "token", "--sub", "admin", "--email", "a@acme.com"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "USHER_ENV": "production"},
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "USHER_ENV=production" in result.stderr
+
+
 async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> None:
     out = usher("apikey", "create", "--name", "backend", env={"DATABASE_URL": database})
     key = out.strip().splitlines()[-1]
     assert key.startswith("usk_")
+    assert "last used never" in usher("apikey", "list", env={"DATABASE_URL": database})
     data = await gql('{ group(groupType: "org", groupId: "none") { id } }', auth=key)
     assert data["group"] is None
     body = await gql.raw("{ viewer { user { id } } }", auth=key + "x")
@@ -45,6 +60,7 @@ async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> No
 
     listed = usher("apikey", "list", env={"DATABASE_URL": database})
     assert f"{key[:12]}…  backend" in listed and "active" in listed
+    assert "last used 20" in listed  # the requests above used it
     usher("apikey", "revoke", key[:12], env={"DATABASE_URL": database})
     assert "revoked" in usher("apikey", "list", env={"DATABASE_URL": database})
     body = await gql.raw("{ viewer { user { id } } }", auth=key)

@@ -1,3 +1,5 @@
+from app.models import Group
+from app.services.auth import make_dev_jwt
 from tests.conftest import CREATE_GROUP, GQL
 
 
@@ -88,3 +90,22 @@ async def test_cors_allows_only_configured_origins(database: str) -> None:
             "/graphql", headers={"Origin": "https://evil.example", **preflight}
         )
         assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_a_user_needs_a_verified_email_to_create_a_group(gql: GQL) -> None:
+    unverified = gql.token("olivia", "olivia@acme.com", verified=False)
+    data = await gql(
+        CREATE_GROUP,
+        {"input": {"type": "org", "externalId": "acme", "name": "Acme"}},
+        auth=unverified,
+    )
+    assert data["createGroup"]["group"] is None
+    assert [e["code"] for e in data["createGroup"]["errors"]] == ["EMAIL_NOT_VERIFIED"]
+    assert await Group.all().count() == 0
+    no_email = make_dev_jwt(gql.settings, sub="olivia", email=None)
+    data = await gql(
+        CREATE_GROUP,
+        {"input": {"type": "org", "externalId": "acme", "name": "Acme"}},
+        auth=no_email,
+    )
+    assert [e["code"] for e in data["createGroup"]["errors"]] == ["EMAIL_NOT_VERIFIED"]

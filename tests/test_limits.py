@@ -314,7 +314,15 @@ async def test_open_invitations_and_autojoin_groups_are_cut(gql: GQL, api_key: s
     ]
     await Group.bulk_create(groups)
     stored = await Group.all()
-    await AutojoinDomain.bulk_create([AutojoinDomain(group=g, domain="acme.com") for g in stored])
+    verified = datetime.now(UTC)
+    await AutojoinDomain.bulk_create(
+        [
+            AutojoinDomain(
+                group=g, domain="acme.com", verification_token=f"t{n}", verified_at=verified
+            )
+            for n, g in enumerate(stored)
+        ]
+    )
     later = datetime.now(UTC) + timedelta(days=7)
     await Invitation.bulk_create(
         [

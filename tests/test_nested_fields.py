@@ -169,7 +169,9 @@ async def test_autojoin_groups_show_nothing_of_their_members(
     olivia = gql.token("olivia", "olivia@acme.com")
     await make_group(olivia)
     group = await Group.get(external_id="acme")
-    await AutojoinDomain.create(group=group, domain="acme.com")
+    await AutojoinDomain.create(
+        group=group, domain="acme.com", verification_token="t", verified_at=datetime.now(UTC)
+    )
     group.autojoin_role = "member"
     await group.save()
     query = OPEN.replace("autojoinGroups { externalId name }", f"autojoinGroups {{ {GROUP_DATA} }}")

@@ -34,7 +34,9 @@ class AutojoinMutation:
     @strawberry.mutation(
         description="Replace a group's autojoin domains (an empty list turns autojoin off). "
         'Webmail and disposable domains are refused, each as WEBMAIL_DOMAIN on ["domains", '
-        '"<domain>"], and nothing changes.'
+        '"<domain>"], and nothing changes. Domains that stay keep their verification. A '
+        "domain is verified at once when an API key sets it, or a user whose verified email is "
+        "at exactly that domain; any other offers autojoin only after `verifyAutojoinDomain`."
     )
     async def set_autojoin_domains(
         self,
@@ -62,5 +64,31 @@ class AutojoinMutation:
             group_id=group_id,
             domains=domains,
             role=role,
+        )
+        return GroupPayload(group=Group.of(m))
+
+    @strawberry.mutation(
+        description="Verify one of a group's autojoin domains by its DNS record (see "
+        "`Group.domains`): a TXT record `usher-verification=<token>` at `_usher.<domain>`. "
+        "API keys, and users whose verified email is at exactly that domain, need no record. "
+        'Errors: NOT_FOUND on ["domain"] if the domain is not listed; INVALID_INPUT on '
+        '["domain"], saying what was looked up and found, if the record is not there.'
+    )
+    async def verify_autojoin_domain(
+        self,
+        info: Info,
+        group_type: GroupTypeArg,
+        group_id: GroupIdArg,
+        domain: Annotated[
+            str, strawberry.argument(description="One of the group's autojoin domains.")
+        ],
+    ) -> GroupPayload:
+        ctx = info.context
+        m = await autojoin.verify_autojoin_domain(
+            ctx.settings,
+            ctx.require_auth(),
+            group_type=group_type,
+            group_id=group_id,
+            domain=domain,
         )
         return GroupPayload(group=Group.of(m))

@@ -150,6 +150,8 @@ LIST_MAXIMUMS: dict[str, int] = {
     "AcceptPayload.errors": MAX_INPUT_ITEMS,
     "GroupPayload.errors": MAX_INPUT_ITEMS,
     "InvitationPayload.errors": MAX_INPUT_ITEMS,
+    # A group has at most MAX_DOMAINS autojoin domains.
+    "Group.domains": MAX_DOMAINS,
     # At most MAX_ENDPOINTS exist; a payload's errors concern one endpoint's input.
     "Query.webhookEndpoints": MAX_ENDPOINTS,
     "WebhookEndpointPayload.errors": MAX_INPUT_ITEMS,

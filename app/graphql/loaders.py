@@ -16,7 +16,7 @@ from uuid import UUID
 from strawberry.dataloader import DataLoader
 
 from app.graphql.limits import LIST_MAXIMUMS
-from app.models import Group, Invitation, InvitationEvent, Membership, User
+from app.models import AutojoinDomain, Group, Invitation, InvitationEvent, Membership, User
 from app.services import autojoin, groups, invitations, policies, webhooks
 from app.services.auth import users_by_id
 from app.services.pages import CountKey, Page, PageKey
@@ -55,7 +55,7 @@ class Loaders:
     memberships: DataLoader[UUID, list[Membership]] = field(
         default_factory=lambda: DataLoader(load_fn=recent_memberships)
     )
-    autojoin_domains: DataLoader[UUID, list[str]] = field(
+    autojoin_domains: DataLoader[UUID, list[AutojoinDomain]] = field(
         default_factory=lambda: DataLoader(load_fn=autojoin.domains_of)
     )
     member_page: DataLoader[PageKey, Page[Membership]] = field(

@@ -141,6 +141,28 @@ class Membership:
         return await _group(info, self.model.group_id)  # type: ignore[attr-defined]
 
 
+@strawberry.type(description="An email domain listed for autojoin, and whether it is verified.")
+class GroupDomain:
+    domain: str = strawberry.field(description="The domain, lower-case, e.g. `acme.com`.")
+    verified: bool = strawberry.field(
+        description="True once the group has shown it controls the domain; only verified "
+        "domains offer autojoin."
+    )
+    verification_record: str | None = strawberry.field(
+        description="For an unverified domain: the DNS record to publish, e.g. `_usher.acme.com "
+        'TXT "usher-verification=…"`, before calling `verifyAutojoinDomain`; null once verified.'
+    )
+
+    @classmethod
+    def of(cls, m: models.AutojoinDomain) -> GroupDomain:
+        """The GraphQL view of a stored autojoin domain."""
+        return cls(
+            domain=m.domain,
+            verified=m.verified_at is not None,
+            verification_record=autojoin.verification_record(m),
+        )
+
+
 @strawberry.type(description="An organization, workspace, board…: what people are invited into.")
 class Group:
     model: strawberry.Private[models.Group]
@@ -161,16 +183,30 @@ class Group:
         )
 
     @strawberry.field(
-        description="Email domains whose verified users may join; empty: off. Shown to the "
-        "group's members and API keys; empty for anyone else."
+        description="Verified email domains whose verified users may join; empty: off. Shown "
+        "to the group's members and API keys; empty for anyone else."
     )
     async def autojoin_domains(self, info: Info) -> list[str]:
+        rows = await self._domains(info, verified_only=True)
+        return [row.domain for row in rows]
+
+    @strawberry.field(
+        description="Every autojoin domain listed, verified or not, with the DNS record that "
+        "verifies it. Shown to the group's members and API keys; empty for anyone else."
+    )
+    async def domains(self, info: Info) -> list[GroupDomain]:
+        return [GroupDomain.of(row) for row in await self._domains(info)]
+
+    async def _domains(
+        self, info: Info, *, verified_only: bool = False
+    ) -> list[models.AutojoinDomain]:
         loaders = info.context.loaders
         return await autojoin.visible_domains(
             info.context.principal,
             self.model.id,
             domains=loaders.autojoin_domains.load,
             role_in=loaders.viewer_role.load,
+            verified_only=verified_only,
         )
 
     @strawberry.field(

@@ -13,12 +13,15 @@ from typing import Any
 from uuid import UUID
 
 import jwt
+from tortoise.expressions import Q
 
 from app.config import Settings
 from app.models import ApiKey, User
 from app.services.text import is_clean
 
 API_KEY_PREFIX = "usk_"
+# How fresh an API key's `last_used_at` is kept: finer would cost a write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The columns of `users` the claims are stored in.
 _CLAIM_LENGTHS = {"sub": 255, "email": 320, "name": 255}
 
@@ -85,11 +88,29 @@ async def revoke_api_key(prefix: str) -> int:
 
 
 async def authenticate_api_key(key: str) -> ApiKey:
-    """The API key row for `key`, or InvalidCredential."""
+    """The API key row for `key`, or InvalidCredential; records when the key was last used."""
     row = await ApiKey.get_or_none(key_hash=hash_api_key(key), revoked_at=None)
     if row is None:
         raise InvalidCredential("Unknown or revoked API key.")
+    await record_use(row)
     return row
+
+
+async def record_use(row: ApiKey) -> bool:
+    """Set `last_used_at` to now, at most once a minute per key; True if this call did.
+
+    The row just read says whether a write is due, so most requests write nothing; the
+    UPDATE checks again, so concurrent requests with one key write once between them.
+    """
+    now = datetime.now(UTC)
+    stale = now - LAST_USED_RESOLUTION
+    if row.last_used_at is not None and row.last_used_at >= stale:
+        return False
+    due = Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
+    if not await ApiKey.filter(due, id=row.id).update(last_used_at=now):
+        return False
+    row.last_used_at = now
+    return True
 
 
 @lru_cache(maxsize=4)

@@ -22,7 +22,7 @@ from app.services.pages import (
     load_pages,
     no_filter,
 )
-from app.services.policies import RoleLookup, is_member
+from app.services.policies import RoleLookup, is_member, require_verified_sender
 from app.services.text import check_text, is_clean
 
 
@@ -37,6 +37,7 @@ async def create_group(
     settings: Settings, principal: Principal, *, type: str, external_id: str, name: str
 ) -> Group:
     """A new group; a user who creates it becomes its owner (the highest role)."""
+    require_verified_sender(principal)
     type = _text(type, "type", 64)
     external_id = _text(external_id, "externalId", 255)
     name = _text(name, "name", 255)

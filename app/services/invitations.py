@@ -13,7 +13,7 @@ from uuid import UUID
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
 
-from app.config import Settings
+from app.config import Settings, origin_of
 from app.models import (
     DeliveryStatus,
     EventType,
@@ -47,6 +47,7 @@ from app.services.policies import (
     check_grant,
     is_manager,
     require_group_manager,
+    require_verified_sender,
 )
 from app.services.text import check_json, check_text
 from app.services.tokens import make_token, read_token
@@ -57,6 +58,7 @@ MAX_MESSAGE = 2000
 MAX_METADATA_BYTES = 16_384
 MAX_PERMISSIONS = 50
 MAX_NAME = 255
+MAX_RETURN_TO = 2048
 
 
 def effective_status(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
@@ -142,6 +144,7 @@ def invite_url(settings: Settings, invitation: Invitation) -> str:
 
 
 def check_payload(
+    settings: Settings,
     message: str | None,
     metadata: Any,
     permissions: Sequence[str] | None,
@@ -168,7 +171,40 @@ def check_payload(
             ["permissions"],
         )
     if return_to is not None:
-        check_text(return_to, ["returnTo"], max_length=2048)
+        check_return_to(settings, return_to)
+
+
+def check_return_to(settings: Settings, value: str) -> None:
+    """INVALID_INPUT unless `value` is a path on the app or an https URL on an allowed origin.
+
+    The app sends the user there after accepting: anything else would let whoever writes
+    the invitation send its invitee to a page of their choosing, with the app's blessing.
+    """
+    field = ["returnTo"]
+    check_text(value, field, max_length=MAX_RETURN_TO)
+    if _is_app_path(value) or _is_allowed_url(settings, value):
+        return
+    allowed = ", ".join(sorted(settings.allowed_return_origins)) or "none"
+    raise DomainError(
+        ErrorCode.INVALID_INPUT,
+        f"returnTo must be a path on the app (/…) or an https URL on an allowed origin "
+        f"({allowed}).",
+        field,
+    )
+
+
+def _is_app_path(value: str) -> bool:
+    # Browsers read `//host` and `/\host` as another host, so neither is a path.
+    return value.startswith("/") and not value.startswith("//") and "\\" not in value
+
+
+def _is_allowed_url(settings: Settings, value: str) -> bool:
+    # A backslash is a slash to browsers but not to urlsplit; userinfo (`https://app@evil`)
+    # makes a URL look like it is on a host it is not on: both are refused.
+    if "\\" in value or not value.lower().startswith("https://"):
+        return False
+    origin = origin_of(value)
+    return origin is not None and origin in settings.allowed_return_origins
 
 
 def check_names(first_name: str | None, last_name: str | None) -> None:
@@ -189,13 +225,24 @@ class InviteeSpec:
 
 
 async def manageable_group(
-    settings: Settings, principal: Principal, group_type: str, group_id: str
+    settings: Settings,
+    principal: Principal,
+    group_type: str,
+    group_id: str,
+    *,
+    reading: bool = False,
 ) -> Group:
-    """The named group if the caller may manage it; NOT_FOUND or FORBIDDEN otherwise."""
+    """The named group if the caller may manage it; NOT_FOUND or FORBIDDEN otherwise.
+
+    Unless only `reading`, a user must also have a verified email (EMAIL_NOT_VERIFIED),
+    checked after the group so that the answer for others' groups stays NOT_FOUND.
+    """
     group = await find_group(group_type, group_id)
     if group is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
     await require_group_manager(settings, principal, group)
+    if not reading:
+        require_verified_sender(principal)
     return group
 
 
@@ -226,7 +273,7 @@ async def invite(
             ["invitees"],
         )
     expiry = resolve_expiry(now, expires_in_days, expires_at)
-    check_payload(message, metadata, permissions, return_to)
+    check_payload(settings, message, metadata, permissions, return_to)
     default_role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, default_role, ["role"])
 
@@ -448,6 +495,6 @@ async def invitations_by_group(
     pages: PageLoader[Invitation],
 ) -> tuple[PageKey, Page[Invitation]]:
     """`invitationsByGroup`: a page of the named group's invitations, and its key."""
-    group = await manageable_group(settings, principal, group_type, group_id)
+    group = await manageable_group(settings, principal, group_type, group_id, reading=True)
     key = PageKey(group.id, window, frozenset(statuses or ()))
     return key, await pages(key)

@@ -146,7 +146,7 @@ async def create_invite_link(
             ["maxUses"],
         )
     expiry = resolve_expiry(now, expires_in_days, expires_at)
-    check_payload(message, metadata, permissions, return_to)
+    check_payload(settings, message, metadata, permissions, return_to)
     role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, role, ["role"])
     room = await quotas.pending_room(settings, group.id)
@@ -232,6 +232,7 @@ async def update_invitation(
     if "permissions" in changes and changes["permissions"] is None:
         changes["permissions"] = []
     check_payload(
+        settings,
         changes.get("message"),
         changes.get("metadata"),
         changes.get("permissions"),

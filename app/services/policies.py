@@ -58,6 +58,21 @@ async def is_manager(
     return await _lookup(principal, role_in)(group_id) in settings.roles_that_invite
 
 
+def require_verified_sender(principal: Principal) -> None:
+    """Raise EMAIL_NOT_VERIFIED unless the caller is an API key or a user whose JWT says
+    their email is verified.
+
+    Creating groups and inviting make Usher send mail to addresses a stranger typed in:
+    a user must at least have shown they own a mailbox themselves.
+    """
+    if principal.is_api_key or principal.verified_email is not None:
+        return
+    raise DomainError(
+        ErrorCode.EMAIL_NOT_VERIFIED,
+        "Verify your email address before creating groups or inviting people.",
+    )
+
+
 async def require_group_manager(settings: Settings, principal: Principal, group: Group) -> None:
     """Raise unless the caller may manage `group`; non-members are told it does not exist."""
     if principal.is_api_key:

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0002_events_and_webhooks')]
+    dependencies = [('models', '0003_verified_domains')]
 
     initial = False
 
