@@ -235,3 +235,29 @@ async def test_concurrent_autojoin_settings_do_not_collide(gql: GQL, make_group:
         '{ group(groupType: "org", groupId: "acme") { autojoinDomains } }', auth=owner
     )
     assert sorted(group["group"]["autojoinDomains"]) in [sorted(d) for d in lists]
+
+
+async def test_concurrent_grants_keep_every_permission(settings: Settings) -> None:
+    from app.models import Group, JoinMethod, User
+    from app.services import events
+    from app.services.accept import grant_membership
+
+    user = await User.create(external_id="ben", email="ben@example.com")
+    group = await Group.create(type="org", external_id="acme", name="Acme")
+    await Membership.create(user=user, group=group, role="member", joined_via=JoinMethod.AUTOJOIN)
+
+    async def grant(permission: str) -> None:
+        async with events.transaction():
+            await grant_membership(
+                settings,
+                user=user,
+                group=group,
+                role="member",
+                permissions=[permission],
+                via=JoinMethod.INVITATION,
+            )
+
+    wanted = [f"profile-{n}" for n in range(N)]
+    await asyncio.gather(*(grant(p) for p in wanted))
+    membership = await Membership.get(user=user, group=group)
+    assert sorted(membership.permissions) == sorted(wanted)

@@ -124,20 +124,34 @@ async def grant_membership(
         await core.membership_event("membership.created", membership, group=group, member=user)
         return membership, True
     lower = _lower_roles(settings, role)
-    raised = 0
+    raised = False
     if lower:
-        raised = await Membership.filter(user_id=user.id, group_id=group.id, role__in=lower).update(
-            role=role
-        )
-    membership = await Membership.get(user_id=user.id, group_id=group.id)
-    merged = sorted({*membership.permissions, *permissions})
-    if merged != sorted(membership.permissions):
-        membership.permissions = merged
-        await membership.save(update_fields=["permissions"])
-        raised = 1
-    if raised:
+        lower_rows = Membership.filter(user_id=user.id, group_id=group.id, role__in=lower)
+        raised = await lower_rows.update(role=role) > 0
+    membership, merged = await _merge_permissions(user.id, group.id, permissions)
+    if raised or merged:
         await core.membership_event("membership.updated", membership, group=group, member=user)
     return membership, False
+
+
+async def _merge_permissions(
+    user_id: UUID, group_id: UUID, permissions: Sequence[str]
+) -> tuple[Membership, bool]:
+    """Add `permissions` to a membership; (membership, whether any were new).
+
+    Each try is one conditional UPDATE that writes the union only if the list is still
+    the one it read, so two accepts at once never lose each other's permissions.
+    """
+    while True:
+        membership = await Membership.get(user_id=user_id, group_id=group_id)
+        merged = sorted({*membership.permissions, *permissions})
+        if merged == sorted(membership.permissions):
+            return membership, False
+        if await Membership.filter(id=membership.id, permissions=membership.permissions).update(
+            permissions=merged
+        ):
+            membership.permissions = merged
+            return membership, True
 
 
 async def _admit(
