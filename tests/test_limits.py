@@ -4,9 +4,8 @@ expose"), bodies are bounded, malformed bodies are 400, slow operations stop."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,7 @@ from app.models import (
     User,
 )
 from app.services import groups as group_service
-from tests.conftest import CREATE_GROUP, GQL
+from tests.conftest import CREATE_GROUP, GQL, QueryLog
 from tests.lifecycle_helpers import token_of
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -60,29 +59,6 @@ async def _gql(settings: Settings) -> AsyncIterator[GQL]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://usher.test") as http:
         yield GQL(http, settings)
-
-
-class SQLLog(logging.Handler):
-    """The SQL statements Tortoise sends."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.statements: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.statements.append(record.getMessage())
-
-
-@pytest.fixture
-def sql() -> Iterator[SQLLog]:
-    handler = SQLLog()
-    logger = logging.getLogger("tortoise.db_client")
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _chain(levels: int) -> str:
@@ -124,7 +100,7 @@ query($first: Int!) {
 # Fragments and cost
 
 
-async def test_an_exponential_fragment_chain_is_refused_before_any_sql(sql: SQLLog) -> None:
+async def test_an_exponential_fragment_chain_is_refused_before_any_sql(queries: QueryLog) -> None:
     async with _gql(_production()) as gql:
         error = _refusal(await gql.raw(_chain(29)))
         # GET runs the same checks.
@@ -132,7 +108,7 @@ async def test_an_exponential_fragment_chain_is_refused_before_any_sql(sql: SQLL
         assert _refusal(response.json()) == error
     assert f"{2**29:,}" in error["message"] and "50,000" in error["message"]
     assert error["extensions"]["measured"] == 2**29
-    assert sql.statements == []
+    assert queries.statements == []
 
 
 def test_the_checker_walks_each_fragment_once() -> None:
@@ -142,21 +118,21 @@ def test_the_checker_walks_each_fragment_once() -> None:
     assert limits.measure(parse(_chain(40)), schema._schema).cost == limits.COST_CEILING
 
 
-async def test_a_fragment_cycle_is_a_clean_error(gql: GQL, sql: SQLLog) -> None:
+async def test_a_fragment_cycle_is_a_clean_error(gql: GQL, queries: QueryLog) -> None:
     body = await gql.raw(
         "{ ...A } fragment A on Query { ...B } fragment B on Query { viewer { ...C } } fragment C on Viewer { ...A }"
     )
     assert "spreads itself" in _refusal(body)["message"]
-    assert sql.statements == []
+    assert queries.statements == []
 
 
-async def test_nested_member_lists_are_refused_with_their_cost(gql: GQL, sql: SQLLog) -> None:
+async def test_nested_member_lists_are_refused_with_their_cost(gql: GQL, queries: QueryLog) -> None:
     body = await gql.raw(ALIASED_MEMBERS, auth=gql.token("mallory"))
     error = _refusal(body)
     cost = error["extensions"]["measured"]
     assert cost > 1_000_000 and f"{cost:,}" in error["message"]
     # Only the caller's own row was read to authenticate; no resolver ran.
-    assert not [s for s in sql.statements if "memberships" in s or "groups" in s]
+    assert not [s for s in queries.statements if "memberships" in s or "groups" in s]
 
 
 async def test_the_cost_limit_is_a_setting_and_follows_variables(api_key: str, make_group) -> None:
@@ -243,13 +219,13 @@ def test_every_list_of_objects_has_a_maximum() -> None:
     assert limits.unbounded_lists(schema._schema) == []
 
 
-async def test_plain_lists_are_costed_at_their_maximum(gql: GQL, sql: SQLLog) -> None:
+async def test_plain_lists_are_costed_at_their_maximum(gql: GQL, queries: QueryLog) -> None:
     # Per viewer: 1 + (1 + 100 memberships * (4 fields + 1 group of 7 fields)).
     one = limits.measure(parse(_viewers(1)), schema._schema).cost
     assert one == 1 + 1 + limits.LIST_MAXIMUMS["Viewer.memberships"] * 12 == 1_202
     error = _refusal(await gql.raw(_viewers(100), auth=gql.token("mallory")))
     assert error["extensions"]["measured"] == 100 * one
-    assert not [s for s in sql.statements if "memberships" in s or "groups" in s]
+    assert not [s for s in queries.statements if "memberships" in s or "groups" in s]
 
 
 async def _memberships(user: User, count: int) -> None:
@@ -378,10 +354,10 @@ async def test_open_invitations_and_autojoin_groups_are_cut(gql: GQL, api_key: s
     ],
     ids=["aliases", "directives", "fragments", "fields", "depth", "tokens", "comments"],
 )
-async def test_written_limits(gql: GQL, sql: SQLLog, document: str, limit: int) -> None:
+async def test_written_limits(gql: GQL, queries: QueryLog, document: str, limit: int) -> None:
     error = _refusal(await gql.raw(document))
     assert error["extensions"]["limit"] == limit and f"{limit}" in error["message"]
-    assert sql.statements == []
+    assert queries.statements == []
 
 
 async def test_many_fields_are_refused_before_validation(gql: GQL) -> None:
@@ -390,12 +366,12 @@ async def test_many_fields_are_refused_before_validation(gql: GQL) -> None:
     assert "field selections" in _refusal(body)["message"]
 
 
-async def test_pairwise_field_comparisons_are_bounded(gql: GQL, sql: SQLLog) -> None:
+async def test_pairwise_field_comparisons_are_bounded(gql: GQL, queries: QueryLog) -> None:
     # Within every written limit, but 124,251 pairs of same-named fields to compare.
     fields = " ".join(f'invitation(id: "{i}") {{ id }}' for i in range(limits.MAX_FIELDS // 2 - 1))
     body = await gql.raw("{ " + fields + " }")
     assert body == {"data": None, "errors": [{"message": "Validation aborted."}]}
-    assert sql.statements == []
+    assert queries.statements == []
 
 
 async def test_a_refused_mutation_writes_nothing(gql: GQL, api_key: str) -> None:
