@@ -372,3 +372,19 @@ def test_a_type_that_fails_on_a_variable_with_a_bug_stays_masked() -> None:
     crashed = GraphQLError("Expected value", original_error=AttributeError("internal detail"))
     bug = GraphQLError("Variable '$t' has invalid value", definition, original_error=crashed)
     assert _should_mask(bug)
+
+
+async def test_group_names_longer_than_any_group_find_nothing(gql: GQL, api_key: str) -> None:
+    long_type, long_id = "t" * 65, "g" * 256
+    body = await gql.raw(
+        "query($t: String!, $g: String!) { group(groupType: $t, groupId: $g) { id } }",
+        {"t": long_type, "g": "acme"},
+        auth=api_key,
+    )
+    assert body == {"data": {"group": None}}
+    listing = await gql.raw(
+        'query($g: String!) { invitationsByGroup(groupType: "org", groupId: $g) { totalCount } }',
+        {"g": long_id},
+        auth=api_key,
+    )
+    assert listing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
