@@ -25,6 +25,11 @@ from app.services.pages import (
 from app.services.policies import RoleLookup, is_member, require_verified_sender
 from app.services.text import check_text, is_clean
 
+# The widths of the group's columns: longer text names no group.
+TYPE_LENGTH = 64
+EXTERNAL_ID_LENGTH = 255
+NAME_LENGTH = 255
+
 
 def _text(value: str, field: str, max_length: int) -> str:
     value = check_text(value, [field]).strip()
@@ -38,9 +43,9 @@ async def create_group(
 ) -> Group:
     """A new group; a user who creates it becomes its owner (the highest role)."""
     require_verified_sender(principal)
-    type = _text(type, "type", 64)
-    external_id = _text(external_id, "externalId", 255)
-    name = _text(name, "name", 255)
+    type = _text(type, "type", TYPE_LENGTH)
+    external_id = _text(external_id, "externalId", EXTERNAL_ID_LENGTH)
+    name = _text(name, "name", NAME_LENGTH)
     try:
         async with events.transaction():
             group = await Group.create(type=type, external_id=external_id, name=name)
@@ -66,6 +71,9 @@ async def create_group(
 async def find_group(group_type: str, group_id: str) -> Group | None:
     """The group with this type and external id (None for text no group can have)."""
     if not (is_clean(group_type) and is_clean(group_id)):
+        return None
+    # Tortoise refuses to compare a column with text wider than it (ValidationError).
+    if len(group_type) > TYPE_LENGTH or len(group_id) > EXTERNAL_ID_LENGTH:
         return None
     return await Group.get_or_none(type=group_type, external_id=group_id)
 
