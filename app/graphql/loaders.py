@@ -8,9 +8,11 @@ document counts on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
@@ -23,6 +25,23 @@ from app.services.pages import CountKey, Page, PageKey
 
 MEMBERSHIPS_SHOWN = LIST_MAXIMUMS["Viewer.memberships"]
 EVENTS_SHOWN = LIST_MAXIMUMS["Invitation.events"]
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+class Loader(DataLoader[K, T]):
+    """A DataLoader whose callers each wait on a future of their own.
+
+    When a field fails, graphql-core cancels the fields beside it, and cancelling a task
+    cancels the future it waits on. Were that the future the loader hands every caller of
+    a key, a field elsewhere in the document waiting on the same key would get a
+    CancelledError, which no error handling catches: the request would end in an HTTP 500.
+    The price: a batch that every caller gave up on still runs its one query.
+    """
+
+    def load(self, key: K) -> Awaitable[T]:
+        return asyncio.shield(super().load(key))
 
 
 async def recent_memberships(user_ids: Sequence[UUID]) -> list[list[Membership]]:
@@ -43,37 +62,35 @@ class Loaders:
 
     viewer_id: UUID | None = None
     group: DataLoader[UUID, Group | None] = field(
-        default_factory=lambda: DataLoader(load_fn=groups.groups_by_id)
+        default_factory=lambda: Loader(load_fn=groups.groups_by_id)
     )
-    user: DataLoader[UUID, User | None] = field(
-        default_factory=lambda: DataLoader(load_fn=users_by_id)
-    )
+    user: DataLoader[UUID, User | None] = field(default_factory=lambda: Loader(load_fn=users_by_id))
     events: DataLoader[UUID, list[InvitationEvent]] = field(
-        default_factory=lambda: DataLoader(load_fn=recent_events)
+        default_factory=lambda: Loader(load_fn=recent_events)
     )
     # By user id: only ever the viewer's, but read once however many aliases ask.
     memberships: DataLoader[UUID, list[Membership]] = field(
-        default_factory=lambda: DataLoader(load_fn=recent_memberships)
+        default_factory=lambda: Loader(load_fn=recent_memberships)
     )
     autojoin_domains: DataLoader[UUID, list[AutojoinDomain]] = field(
-        default_factory=lambda: DataLoader(load_fn=autojoin.domains_of)
+        default_factory=lambda: Loader(load_fn=autojoin.domains_of)
     )
     member_page: DataLoader[PageKey, Page[Membership]] = field(
-        default_factory=lambda: DataLoader(load_fn=groups.member_pages)
+        default_factory=lambda: Loader(load_fn=groups.member_pages)
     )
     member_count: DataLoader[CountKey, int] = field(
-        default_factory=lambda: DataLoader(load_fn=groups.member_counts)
+        default_factory=lambda: Loader(load_fn=groups.member_counts)
     )
     invitation_page: DataLoader[PageKey, Page[Invitation]] = field(
-        default_factory=lambda: DataLoader(load_fn=invitations.invitation_pages)
+        default_factory=lambda: Loader(load_fn=invitations.invitation_pages)
     )
     invitation_count: DataLoader[CountKey, int] = field(
-        default_factory=lambda: DataLoader(load_fn=invitations.invitation_counts)
+        default_factory=lambda: Loader(load_fn=invitations.invitation_counts)
     )
     webhook_deliveries: DataLoader[PageKey, list[webhooks.DeliveryRecord]] = field(
-        default_factory=lambda: DataLoader(load_fn=webhooks.delivery_logs)
+        default_factory=lambda: Loader(load_fn=webhooks.delivery_logs)
     )
     viewer_role: DataLoader[UUID, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.viewer_role = DataLoader(load_fn=partial(policies.roles_of, self.viewer_id))
+        self.viewer_role = Loader(load_fn=partial(policies.roles_of, self.viewer_id))

@@ -1,0 +1,92 @@
+"""What fuzzing the schema found (`test_fuzz.py`), each kept as a focused test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+
+from app.config import Settings
+from app.graphql.loaders import Loader
+from app.main import create_app
+from tests.conftest import CREATE_GROUP, GQL, INVITE
+
+FIND_GROUP = """
+query($type: String!, $id: String!) { group(groupType: $type, groupId: $id) { type externalId } }
+"""
+
+JOIN_GROUP = """
+mutation($type: String!, $id: String!) {
+  joinGroup(groupType: $type, groupId: $id) { errors { code field } }
+}"""
+
+
+async def test_group_keys_wider_than_their_columns_name_no_group(gql: GQL, api_key: str) -> None:
+    # The lookup used to hand them to Tortoise, which refused them with a ValidationError:
+    # "Unexpected error." in production.
+    widest = {"type": "t" * 64, "externalId": "x" * 255, "name": "Widest"}
+    data = await gql(CREATE_GROUP, {"input": widest}, auth=api_key)
+    assert data["createGroup"]["errors"] == []
+    found = await gql(FIND_GROUP, {"type": "t" * 64, "id": "x" * 255}, auth=api_key)
+    assert found["group"] == {"type": "t" * 64, "externalId": "x" * 255}
+    for keys in ({"type": "t" * 65, "id": "x" * 255}, {"type": "t" * 64, "id": "x" * 256}):
+        assert (await gql(FIND_GROUP, keys, auth=api_key))["group"] is None
+        joined = await gql(JOIN_GROUP, keys, auth=gql.token())
+        assert [e["code"] for e in joined["joinGroup"]["errors"]] == ["NOT_FOUND"]
+
+
+SHARED_LOAD = """
+query($id: ID!) {
+  invitation(id: $id) {
+    group { domains { domain } invitations(first: 0) { totalCount } }
+    inviteUrl
+  }
+}"""
+
+
+async def test_a_failing_field_leaves_the_loads_it_shares_to_the_others(database: str) -> None:
+    # `invitations(first: 0)` fails, so graphql-core cancels `domains` beside it, which
+    # waits for the viewer's role in the group, as `inviteUrl` does: the cancellation used
+    # to reach `inviteUrl` too, and the CancelledError went out of the app (HTTP 500).
+    config = Settings(
+        env="production",
+        secret_key="s" * 40,
+        jwt_secret="j" * 40,
+        accept_url="https://app.example.com/accept?token={token}",
+    )
+    transport = httpx.ASGITransport(app=create_app(config, run_jobs=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://usher.test") as http:
+        gql = GQL(http, config)
+        owner = gql.token()
+        group = {"type": "org", "externalId": "acme", "name": "Acme"}
+        assert (await gql(CREATE_GROUP, {"input": group}, auth=owner))["createGroup"][
+            "errors"
+        ] == []
+        invite = {"groupType": "org", "groupId": "acme", "invitees": [{"email": "a@example.com"}]}
+        data = await gql(INVITE, {"input": invite}, auth=owner)
+        invitation_id = data["invite"]["invitations"][0]["id"]
+        for _ in range(5):
+            body = await gql.raw(SHARED_LOAD, {"id": invitation_id}, auth=owner)
+            assert body["data"] == {"invitation": None}
+            assert [e["message"] for e in body["errors"]] == ["first must be between 1 and 100."]
+
+
+async def test_a_caller_that_gives_up_leaves_the_load_to_the_others() -> None:
+    release = asyncio.Event()
+
+    async def doubled(keys: Sequence[int]) -> list[int]:
+        await release.wait()
+        return [key * 2 for key in keys]
+
+    loader = Loader(load_fn=doubled)
+
+    async def load() -> int:
+        return await loader.load(21)
+
+    staying, leaving = asyncio.create_task(load()), asyncio.create_task(load())
+    await asyncio.sleep(0)
+    leaving.cancel()
+    release.set()
+    assert await staying == 42
+    assert leaving.cancelled()
