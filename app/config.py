@@ -16,6 +16,14 @@ DEV_JWT_SECRET = "usher-development-jwt-secret-do-not-use-in-production"
 
 # Secrets shorter than this are refused in production (DESIGN.md, "Safe to expose").
 MIN_SECRET_BYTES = 32
+MIN_SECRET_SYMBOLS = 8
+
+
+def weak_secret(secret: str) -> bool:
+    """Too short once blanks are trimmed, or too few different characters to be random."""
+    return len(secret.strip().encode()) < MIN_SECRET_BYTES or len(set(secret)) < MIN_SECRET_SYMBOLS
+
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -221,8 +229,11 @@ class Settings(BaseSettings):
         problems = []
         if DEV_SECRET_KEY in self.secret_keys:
             problems.append("USHER_SECRET_KEY is the development value; set a secret of your own")
-        elif any(len(key.encode()) < MIN_SECRET_BYTES for key in self.secret_keys):
-            problems.append(f"USHER_SECRET_KEY has an entry shorter than {MIN_SECRET_BYTES} bytes")
+        elif any(weak_secret(key) for key in self.secret_keys):
+            problems.append(
+                f"USHER_SECRET_KEY has an entry shorter than {MIN_SECRET_BYTES} bytes "
+                f"or of fewer than {MIN_SECRET_SYMBOLS} different characters"
+            )
         if self.jwt_public_key or self.jwt_jwks_url:
             return problems  # the HS256 secret is not used
         if self.jwt_secret == DEV_JWT_SECRET:
@@ -230,8 +241,11 @@ class Settings(BaseSettings):
                 "USHER_JWT_SECRET is the development value; set it, "
                 "or USHER_JWT_PUBLIC_KEY / USHER_JWT_JWKS_URL"
             )
-        elif len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
-            problems.append(f"USHER_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+        elif weak_secret(self.jwt_secret):
+            problems.append(
+                f"USHER_JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes "
+                f"or of fewer than {MIN_SECRET_SYMBOLS} different characters"
+            )
         return problems
 
     def check(self) -> None:

@@ -9,6 +9,33 @@ from tortoise import fields
 from tortoise.models import Model
 
 
+class JSONValueField(fields.JSONField):  # type: ignore[type-arg]
+    """A JSON column whose Python value may be of any JSON kind, strings included.
+
+    Tortoise's JSONField takes a `str` given to it for JSON already encoded, so `"42"`
+    would be stored as the number 42 and `"hello"` refused. Here a string is a string.
+    The column is the same as JSONField's, and migrations describe it as one.
+    Tortoise also decodes strings passed to a model's constructor: set such a field
+    after constructing the model, not through `Model.create(...)`.
+    """
+
+    def to_db_value(self, value: Any, instance: Any) -> str | None:
+        if isinstance(value, str):
+            self.validate(value)
+            return str(self.encoder(value))
+        return super().to_db_value(value, instance)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        _, args, kwargs = super().deconstruct()
+        return "tortoise.fields.data.JSONField", args, kwargs
+
+    def describe(self, serializable: bool) -> dict[str, Any]:
+        described: dict[str, Any] = super().describe(serializable)
+        if serializable:
+            described["field_type"] = "JSONField"
+        return described
+
+
 class InvitationStatus(StrEnum):
     """Stored status; EXPIRED may lag behind the clock (see `Invitation.effective_status`)."""
 
@@ -80,6 +107,8 @@ class User(Model):
     id = fields.UUIDField(primary_key=True)
     external_id = fields.CharField(max_length=255, unique=True)
     email = fields.CharField(max_length=320, null=True)
+    # As the last JWT said: only a verified address gets the acceptance notice.
+    email_verified = fields.BooleanField(default=False, db_default=False)
     name = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -177,7 +206,7 @@ class Invitation(Model):
     role = fields.CharField(max_length=64)
     permissions: list[str] = fields.JSONField(default=list)
     message = fields.TextField(null=True)
-    metadata: Any = fields.JSONField(null=True)
+    metadata: Any = JSONValueField(null=True)
     return_to = fields.CharField(max_length=2048, null=True)
     status = fields.CharEnumField(InvitationStatus, max_length=16, db_index=True)
     expires_at = fields.DatetimeField(db_index=True)

@@ -78,14 +78,24 @@ def test_email_verified_must_be_literally_true() -> None:
 
 def test_production_refuses_development_secrets() -> None:
     with pytest.raises(ValueError, match="USHER_SECRET_KEY is the development value"):
-        create_app(Settings(env="production", jwt_secret="x" * 40))
+        create_app(Settings(env="production", jwt_secret="production-test-jwt-secret-0123456789"))
     with pytest.raises(ValueError, match="USHER_JWT_SECRET is the development value"):
-        create_app(Settings(env="production", secret_key="y" * 40))
+        create_app(Settings(env="production", secret_key="production-test-secret-key-0123456789"))
     with pytest.raises(ValueError, match="USHER_SECRET_KEY"):
         create_app(
-            Settings(env="production", secret_key=f"new,{DEV_SECRET_KEY}", jwt_secret="x" * 40)
+            Settings(
+                env="production",
+                secret_key=f"new,{DEV_SECRET_KEY}",
+                jwt_secret="production-test-jwt-secret-0123456789",
+            )
         )
-    app = create_app(Settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40))
+    app = create_app(
+        Settings(
+            env="production",
+            secret_key="production-test-secret-key-0123456789",
+            jwt_secret="production-test-jwt-secret-0123456789",
+        )
+    )
     assert app is not None
     assert Settings().jwt_secret == DEV_JWT_SECRET
 
@@ -107,7 +117,11 @@ async def test_production_masks_unexpected_errors(database: str) -> None:
 
     from app.services import groups
 
-    settings = Settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40)
+    settings = Settings(
+        env="production",
+        secret_key="production-test-secret-key-0123456789",
+        jwt_secret="production-test-jwt-secret-0123456789",
+    )
     app = create_app(settings, run_jobs=False)
     original = groups.visible_group
 
@@ -233,20 +247,25 @@ async def test_claims_at_their_limits_are_stored(gql: GQL, settings: Settings) -
     assert (await gql(VIEWER, auth=token))["viewer"]["user"] == {"externalId": "u2", "email": None}
 
 
-SHORT = "s" * 31  # one byte short of the minimum
+SHORT = "0123456789abcdefghijklmnopqrstu"  # one byte short of the minimum
+STRONG = "production-test-secret-key-0123456789"
 
 
 @pytest.mark.parametrize(
     ("overrides", "variable"),
     [
         ({"secret_key": SHORT}, "USHER_SECRET_KEY"),
-        ({"secret_key": f"{'y' * 40},{SHORT}"}, "USHER_SECRET_KEY"),
+        ({"secret_key": f"{STRONG},{SHORT}"}, "USHER_SECRET_KEY"),
+        ({"secret_key": "y" * 40}, "USHER_SECRET_KEY"),  # long, but one character
         ({"jwt_secret": SHORT}, "USHER_JWT_SECRET"),
         ({"jwt_secret": "é" * 15}, "USHER_JWT_SECRET"),  # 30 bytes, though 15 characters
+        ({"jwt_secret": " " * 40}, "USHER_JWT_SECRET"),
+        ({"jwt_secret": f" {SHORT}\t\n "}, "USHER_JWT_SECRET"),  # 31 bytes between blanks
+        ({"jwt_secret": "abababab" * 8}, "USHER_JWT_SECRET"),  # 64 bytes of two characters
     ],
 )
 def test_production_refuses_short_secrets(overrides: dict[str, str], variable: str) -> None:
-    values = {"secret_key": "y" * 40, "jwt_secret": "x" * 40, **overrides}
+    values = {"secret_key": STRONG, "jwt_secret": STRONG.replace("key", "jwt"), **overrides}
     with pytest.raises(ValueError, match=f"{variable} .*shorter than 32 bytes") as raised:
         Settings.model_validate({"env": "production", **values}).check()
     assert "\n" not in str(raised.value)
@@ -256,7 +275,10 @@ def test_production_refuses_short_secrets(overrides: dict[str, str], variable: s
 
 def test_a_short_jwt_secret_is_fine_when_jwts_are_verified_by_public_key() -> None:
     Settings(
-        env="production", secret_key="y" * 32, jwt_secret="short", jwt_jwks_url="https://idp/jwks"
+        env="production",
+        secret_key="production-test-secret-key-0123456789",
+        jwt_secret="short",
+        jwt_jwks_url="https://idp/jwks",
     ).check()
 
 

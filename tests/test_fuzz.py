@@ -70,8 +70,8 @@ def fuzz_settings() -> Settings:
     endpoint needs no DNS), and a DNS server that is not there (so a TXT lookup fails fast)."""
     return Settings(
         env="production",
-        secret_key="s" * 40,
-        jwt_secret="j" * 40,
+        secret_key="fuzz-tests-secret-key-0123456789abcdef",
+        jwt_secret="fuzz-tests-jwt-secret-0123456789abcdef",
         accept_url="https://app.example.com/accept?token={token}",
         introspection=True,
         webhook_allow_private=True,

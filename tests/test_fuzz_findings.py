@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
+import pytest
 
 from app.config import Settings
 from app.graphql.loaders import Loader
 from app.main import create_app
 from tests.conftest import CREATE_GROUP, GQL, INVITE
+from tests.lifecycle_helpers import CREATE_LINK, UPDATE
 
 FIND_GROUP = """
 query($type: String!, $id: String!) { group(groupType: $type, groupId: $id) { type externalId } }
@@ -51,8 +54,8 @@ async def test_a_failing_field_leaves_the_loads_it_shares_to_the_others(database
     # to reach `inviteUrl` too, and the CancelledError went out of the app (HTTP 500).
     config = Settings(
         env="production",
-        secret_key="s" * 40,
-        jwt_secret="j" * 40,
+        secret_key="fuzz-tests-secret-key-0123456789abcdef",
+        jwt_secret="fuzz-tests-jwt-secret-0123456789abcdef",
         accept_url="https://app.example.com/accept?token={token}",
     )
     transport = httpx.ASGITransport(app=create_app(config, run_jobs=False))
@@ -90,3 +93,35 @@ async def test_a_caller_that_gives_up_leaves_the_load_to_the_others() -> None:
     release.set()
     assert await staying == 42
     assert leaving.cancelled()
+
+
+METADATA_KINDS = ["", "hello", "42", "null", 42, 1.5, True, None, [], ["a", 1], {"a": {"b": [1]}}]
+
+
+@pytest.mark.parametrize("metadata", METADATA_KINDS, ids=repr)
+async def test_metadata_of_every_json_kind_comes_back_as_given(
+    gql: GQL, make_group, api_key: str, metadata: Any
+) -> None:
+    # A JSON string used to reach Tortoise as JSON already encoded: "hello" failed with
+    # "Unexpected error." and "42" came back the number 42.
+    await make_group(gql.token("olivia", "olivia@acme.com"))
+    read = "query($id: ID!) { invitation(id: $id) { metadata } }"
+    target = {"groupType": "org", "groupId": "acme", "metadata": metadata}
+    invited = await gql(
+        INVITE, {"input": {**target, "invitees": [{"email": "ben@example.com"}]}}, auth=api_key
+    )
+    assert invited["invite"]["errors"] == []
+    linked = await gql(CREATE_LINK, {"input": target}, auth=api_key)
+    assert linked["createInviteLink"]["errors"] == []
+    ids = [
+        invited["invite"]["invitations"][0]["id"],
+        linked["createInviteLink"]["invitation"]["id"],
+    ]
+    for invitation_id in ids:
+        found = await gql(read, {"id": invitation_id}, auth=api_key)
+        assert found["invitation"]["metadata"] == metadata
+    # An update replaces it with the same care.
+    updated = await gql(UPDATE, {"id": ids[0], "input": {"metadata": metadata}}, auth=api_key)
+    assert updated["updateInvitation"]["errors"] == []
+    found = await gql(read, {"id": ids[0]}, auth=api_key)
+    assert found["invitation"]["metadata"] == metadata

@@ -243,6 +243,11 @@ async def test_in_process_resend_sends_a_new_link(
         resent = (await gql(RESEND, {"id": inv_id}, auth=olivia))["resendInvitation"]
         assert resent["errors"] == []
         second = (await mail_server.handler.wait_for(2))[1]
+        # The server has the email; the job records it right after. Wait for that, not
+        # for a moment: leaving the runner stops a job still in flight.
+        async with asyncio.timeout(30):
+            while (await Invitation.get(id=inv_id)).send_count < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
     old, new = link_token(body(first, "plain")), link_token(body(second, "plain"))
     assert old != new
     assert "Links in earlier emails no longer work." in body(second, "plain")

@@ -449,6 +449,25 @@ async def test_renew_with_resend_rotates_and_queues(gql: GQL, make_group: MakeGr
     assert types[-2:] == ["RENEWED", "RESENT"]
 
 
+async def test_pushing_back_a_pending_invitation_does_not_rearm_its_reminder(
+    gql: GQL, make_group: MakeGroup
+) -> None:
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    invitation = await invite_one(gql, owner, BEN)
+    reminded = datetime.now(UTC) - timedelta(hours=1)
+    await Invitation.filter(id=UUID(invitation["id"])).update(reminder_sent_at=reminded)
+    for _ in range(3):  # renewing in a loop must not mail the invitee each time
+        payload = await gql(RENEW, {"id": invitation["id"], "days": 1}, auth=owner)
+        assert payload["renewInvitation"]["errors"] == []
+        assert (await stored(invitation["id"])).reminder_sent_at == reminded
+    # A renew that sends a new email earns the new expiry its reminder.
+    await age(invitation["id"])
+    payload = await gql(RENEW, {"id": invitation["id"], "resend": True}, auth=owner)
+    assert payload["renewInvitation"]["errors"] == []
+    assert (await stored(invitation["id"])).reminder_sent_at is None
+
+
 async def test_renew_refuses_when_the_address_was_invited_again(
     gql: GQL, make_group: MakeGroup
 ) -> None:

@@ -49,7 +49,12 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _production(**overrides: Any) -> Settings:
-    return _settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40, **overrides)
+    return _settings(
+        env="production",
+        secret_key="production-test-secret-key-0123456789",
+        jwt_secret="production-test-jwt-secret-0123456789",
+        **overrides,
+    )
 
 
 @asynccontextmanager

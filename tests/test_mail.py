@@ -245,6 +245,10 @@ async def test_message_for_a_revoked_invitation_is_not_sent(
     await Invitation.filter(id=inv_id).update(status=InvitationStatus.REVOKED, open_key=None)
     assert await deliver(job_ctx(settings), outbox_id=await outbox_id(inv_id)) == "skipped"
     assert mail_server.handler.messages == []
+    # The invitation says its email never went out, instead of staying QUEUED.
+    stored = await Invitation.get(id=inv_id)
+    assert stored.delivery_status == DeliveryStatus.NOT_SENT
+    assert stored.delivery_error == "not sent: the invitation is revoked"
 
 
 async def test_acceptance_notice_goes_to_the_inviter(
@@ -260,7 +264,9 @@ async def test_acceptance_notice_goes_to_the_inviter(
 
     [mail] = await mail_server.handler.wait_for(1)
     assert mail["To"] == "olivia@acme.test"
-    assert mail["Subject"] == "Ben <B> joined Acme"
+    # The subject carries no text of the accepter's: a name is whatever a throwaway
+    # account says it is.
+    assert mail["Subject"] == "Your invitation to Acme was accepted"
     assert "Ben <B> (ben@example.com) accepted your invitation and joined Acme" in body(
         mail, "plain"
     )
@@ -268,6 +274,50 @@ async def test_acceptance_notice_goes_to_the_inviter(
     assert "invitation=" not in mail.as_string()
     stored = await Invitation.get(id=inv_id)
     assert stored.send_count == 0  # the notice is not the invitation's email
+
+
+async def test_no_acceptance_notice_to_an_unverified_address(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    _, inv_id = await invite(gql, make_group)
+    # Olivia's last JWT carried an address her identity provider had not verified.
+    await gql("{ viewer { user { id } } }", auth=gql.token("olivia", "o@else.test", verified=False))
+    await Invitation.filter(id=inv_id).update(status=InvitationStatus.ACCEPTED, open_key=None)
+    notice = await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+    assert await deliver(job_ctx(settings), outbox_id=str(notice.id)) == "skipped"
+    assert mail_server.handler.messages == []
+    stored = await OutboxMessage.get(id=notice.id)
+    assert stored.last_error == "not sent: the inviter's email address is not verified"
+
+
+async def test_every_kind_of_email_counts_against_the_mailbox(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    counted = settings.model_copy(update={"quota_mails_per_recipient_day": 2})
+    _, inv_id = await invite(gql, make_group)
+    assert await deliver(job_ctx(counted), outbox_id=await outbox_id(inv_id)) == "sent"
+    reminder = await OutboxMessage.create(
+        kind=MessageKind.REMINDER, invitation_id=inv_id, token_version=1
+    )
+    assert await deliver(job_ctx(counted), outbox_id=str(reminder.id)) == "sent"
+    another = await OutboxMessage.create(
+        kind=MessageKind.REMINDER, invitation_id=inv_id, token_version=1
+    )
+    with pytest.raises(Retry):
+        await deliver(job_ctx(counted), outbox_id=str(another.id))
+    assert len(mail_server.handler.messages) == 2
+    # Notices count against the inviter's mailbox, `+tags` and case folded.
+    await Invitation.filter(id=inv_id).update(status=InvitationStatus.ACCEPTED, open_key=None)
+    notices = [
+        await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+        for _ in range(3)
+    ]
+    for notice in notices[:2]:
+        assert await deliver(job_ctx(counted), outbox_id=str(notice.id)) == "sent"
+    with pytest.raises(Retry):
+        await deliver(job_ctx(counted), outbox_id=str(notices[2].id))
+    held = await OutboxMessage.get(id=notices[2].id)
+    assert held.last_error == "held: the recipient's daily quota" and held.attempts == 0
 
 
 async def test_without_smtp_mail_goes_to_a_folder_and_the_log(

@@ -98,6 +98,49 @@ async def test_open_invitations_per_group_are_bounded(gql: GQL, make_group, api_
     assert again["errors"] == []
 
 
+async def test_open_invitations_hold_under_concurrency(gql: GQL, make_group, api_key, settings):
+    settings.quota_invites_per_group_day = 100
+    await make_group(gql.token("olivia", "olivia@acme.com"))
+    payloads = await asyncio.gather(
+        *(_invite(gql, api_key, f"p{n}@example.com") for n in range(20))
+    )
+    assert sum(len(p["invitations"]) for p in payloads) == 4
+    assert sorted(e["code"] for p in payloads for e in p["errors"]) == ["RATE_LIMITED"] * 16
+    assert await Invitation.all().count() == 4
+
+
+async def test_a_full_group_says_when_the_next_slot_frees(gql: GQL, make_group, api_key, settings):
+    settings.quota_invites_per_group_day = 100
+    await make_group(gql.token("olivia", "olivia@acme.com"))
+    body = await gql.raw(
+        """mutation($input: InviteInput!) { invite(input: $input) {
+            invitations { expiresAt } errors { code field retryAfter } } }""",
+        {"input": {**_invitees(*(f"p{n}@example.com" for n in range(6))), "expiresInDays": 3}},
+        auth=api_key,
+    )
+    payload = body["data"]["invite"]
+    assert len(payload["invitations"]) == 4
+    # The batch ran out half-way: the refusals name the first expiry, not "tomorrow".
+    first_expiry = min(datetime.fromisoformat(i["expiresAt"]) for i in payload["invitations"])
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+        ("RATE_LIMITED", ["invitees", "4"]),
+        ("RATE_LIMITED", ["invitees", "5"]),
+    ]
+    for error in payload["errors"]:
+        assert abs(datetime.fromisoformat(error["retryAfter"]) - first_expiry) < timedelta(
+            seconds=1
+        )
+    # An expired invitation holds no slot, and reopening it takes one.
+    await Invitation.filter(email_key="p0@example.com").update(
+        expires_at=datetime.now(UTC) - timedelta(minutes=1)
+    )
+    assert (await _invite(gql, api_key, "p9@example.com"))["errors"] == []
+    renew = """mutation($id: ID!) { renewInvitation(id: $id) { errors { code } } }"""
+    stale = await Invitation.get(email_key="p0@example.com")
+    renewed = await gql(renew, {"id": str(stale.id)}, auth=api_key)
+    assert renewed["renewInvitation"]["errors"] == [{"code": "RATE_LIMITED"}]
+
+
 async def test_a_mailbox_gets_at_most_its_daily_emails(
     gql: GQL, make_group, api_key: str, settings: Settings, tmp_path
 ) -> None:
@@ -182,6 +225,32 @@ async def test_database_quotas_hold_under_concurrency(settings: Settings) -> Non
     assert sum(r is None for r in results) == 5
     assert all(isinstance(r, RateLimited) for r in results if r is not None)
     assert [c.count for c in await QuotaCounter.all()] == [5]
+
+
+async def test_a_burst_across_a_window_edge_counts_on_both_sides() -> None:
+    # Five used at the end of the previous hour: six minutes into this one they still
+    # count for nine tenths (the share of the last hour they cover), so a spammer who
+    # times a burst on the edge gets the quota once, not twice.
+    quota = quotas.Quota("edge", 5, quotas.HOUR, "tests")
+    start = datetime(2026, 3, 1, 10, tzinfo=UTC)
+    now = start + timedelta(minutes=6)
+    await QuotaCounter.create(key="edge:same", window_start=start - quotas.HOUR, count=5)
+
+    async def take(subject: str = "same") -> None:
+        await quotas._take_database(quota, subject, None, now=now)
+
+    results = await asyncio.gather(*(take() for _ in range(5)), return_exceptions=True)
+    assert sum(r is None for r in results) == 1  # 5 - floor(5 * 0.9)
+    refusals = [r for r in results if isinstance(r, RateLimited)]
+    assert len(refusals) == 4
+    # One more fits once the last hour's five count for less than four: at 10:12.
+    assert {r.retry_after for r in refusals} == {start + timedelta(minutes=12)}
+    await take("other")  # another subject has a count of its own
+    # A full hour refuses until its own count has faded into the next one.
+    await QuotaCounter.create(key="edge:full", window_start=start, count=5)
+    with pytest.raises(RateLimited) as raised:
+        await take("full")
+    assert raised.value.retry_after == start + quotas.HOUR
 
 
 async def test_redis_quotas_hold_and_keep_installations_apart(settings: Settings, redis) -> None:

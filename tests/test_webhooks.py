@@ -74,7 +74,12 @@ def webhook_settings(**overrides: Any) -> Settings:
 
 def production(**overrides: Any) -> Settings:
     """Production settings (secrets of their own)."""
-    return webhook_settings(env="production", secret_key="y" * 40, jwt_secret="x" * 40, **overrides)
+    return webhook_settings(
+        env="production",
+        secret_key="production-test-secret-key-0123456789",
+        jwt_secret="production-test-jwt-secret-0123456789",
+        **overrides,
+    )
 
 
 async def drain(

@@ -73,7 +73,15 @@ async def _skip_reason(message: OutboxMessage, invitation: Invitation, now: date
         inviter = invitation.inviter
         if inviter is None or not inviter.email:
             return "the inviter has no email address"
+        if not inviter.email_verified:
+            return "the inviter's email address is not verified"
     return None
+
+
+def _recipient(message: OutboxMessage, invitation: Invitation) -> str | None:
+    if message.kind == MessageKind.ACCEPTED_NOTICE:
+        return invitation.inviter.email if invitation.inviter else None
+    return invitation.email
 
 
 async def _accepter(invitation: Invitation) -> User | None:
@@ -103,10 +111,9 @@ async def compose(
         accepter = await _accepter(invitation)
         context["accepter_name"] = _display(accepter) or invitation.email or "Someone"
         context["accepter_email"] = accepter.email if accepter else invitation.email
-        recipient = inviter.email if inviter and inviter.email else ""
     else:
         context["accept_url"] = invite_url(settings, invitation)
-        recipient = invitation.email or ""
+    recipient = _recipient(message, invitation) or ""
     rendered = render(message.kind.value, context, templates_dir=settings.templates_dir)
     return build_message(
         rendered,
@@ -131,7 +138,7 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     )
     reason = await _skip_reason(message, invitation, now)
     if reason is not None:
-        return await _skip(message, reason)
+        return await _skip(message, invitation, reason)
 
     await _hold_over_quota(settings, message, invitation)
     attempt = message.attempts + 1
@@ -144,7 +151,8 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     if not await _claim(message, attempt):
         # Revoked, declined, renewed with a new link… while the email was being written.
         fresh = await Invitation.get(id=invitation.id).select_related("inviter")
-        return await _skip(message, await _skip_reason(message, fresh, utcnow()) or "changed")
+        reason = await _skip_reason(message, fresh, utcnow()) or "changed"
+        return await _skip(message, fresh, reason)
     try:
         await transport.send(email)
     except PermanentFailure as exc:
@@ -176,10 +184,24 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     return "sent"
 
 
-async def _skip(message: OutboxMessage, reason: str) -> str:
-    await OutboxMessage.filter(id=message.id, sent_at=None).update(
-        failed_at=utcnow(), last_error=f"not sent: {reason}"
-    )
+async def _skip(message: OutboxMessage, invitation: Invitation, reason: str) -> str:
+    async with events.transaction():
+        await OutboxMessage.filter(id=message.id, sent_at=None).update(
+            failed_at=utcnow(), last_error=f"not sent: {reason}"
+        )
+        if message.kind in STATUS_KINDS:
+            # Revoked or declined before it went out: the invitation's email was never
+            # sent, and says so instead of staying QUEUED for ever.
+            await Invitation.filter(
+                id=invitation.id,
+                token_version=message.token_version,
+                delivery_status=DeliveryStatus.QUEUED,
+            ).update(
+                delivery_status=DeliveryStatus.NOT_SENT
+                if invitation.send_email
+                else DeliveryStatus.DISABLED,
+                delivery_error=f"not sent: {reason}",
+            )
     log.info("outbox %s not sent: %s", message.id, reason)
     return "skipped"
 
@@ -203,16 +225,18 @@ async def _claim(message: OutboxMessage, attempt: int) -> bool:
 async def _hold_over_quota(
     settings: Settings, message: OutboxMessage, invitation: Invitation
 ) -> None:
-    """Count an email to the invitee against their mailbox's daily quota.
+    """Count an email against its recipient's daily quota: invitations, resends,
+    reminders and acceptance notices alike.
 
     Over it, the message waits (it is not an attempt) until the window ends: a new
     employee invited to many boards on day one gets every invitation, a few a day, and a
     stranger's inbox is never flooded.
     """
-    if message.kind not in STATUS_KINDS or not invitation.email:
+    recipient = _recipient(message, invitation)
+    if not recipient:
         return
     try:
-        await quotas.take_mail(settings, invitation.email)
+        await quotas.take_mail(settings, recipient)
     except RateLimited as limited:
         assert limited.retry_after is not None
         await OutboxMessage.filter(id=message.id, sent_at=None).update(

@@ -191,12 +191,11 @@ async def users_by_id(ids: Sequence[UUID]) -> list[User | None]:
 
 async def sync_user(claims: Claims) -> User:
     """The user row for these claims, created on first sight and kept up to date."""
-    user, created = await User.get_or_create(
-        external_id=claims.sub, defaults={"email": claims.email, "name": claims.name}
-    )
-    if not created and (user.email, user.name) != (claims.email, claims.name):
-        user.email, user.name = claims.email, claims.name
-        await user.save(update_fields=["email", "name"])
+    seen = {"email": claims.email, "email_verified": claims.email_verified, "name": claims.name}
+    user, created = await User.get_or_create(external_id=claims.sub, defaults=seen)
+    if not created and any(getattr(user, k) != v for k, v in seen.items()):
+        user.update_from_dict(seen)
+        await user.save(update_fields=list(seen))
     return user
 
 

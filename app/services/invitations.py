@@ -143,6 +143,15 @@ def invite_url(settings: Settings, invitation: Invitation) -> str:
     return settings.accept_url.replace("{token}", token_for(settings, invitation))
 
 
+async def create_invitation(*, metadata: Any, **fields: Any) -> Invitation:
+    """Insert an invitation. `metadata` is set after construction, where Tortoise does not
+    take a string for encoded JSON (see `JSONValueField`)."""
+    invitation = Invitation(**fields)
+    invitation.metadata = metadata
+    await invitation.save()
+    return invitation
+
+
 def check_payload(
     settings: Settings,
     message: str | None,
@@ -280,7 +289,6 @@ async def invite(
     created: list[Invitation] = []
     errors: list[DomainError] = []
     seen: set[str] = set()
-    room = await quotas.pending_room(settings, group.id)
     for index, spec in enumerate(invitees):
         try:
             invitation = await _invite_one(
@@ -289,7 +297,6 @@ async def invite(
                 group,
                 spec,
                 seen,
-                room,
                 role=default_role,
                 permissions=list(permissions or []),
                 message=message,
@@ -313,7 +320,6 @@ async def _invite_one(
     group: Group,
     spec: InviteeSpec,
     seen: set[str],
-    room: quotas.PendingRoom,
     *,
     role: str,
     permissions: list[str],
@@ -344,9 +350,9 @@ async def _invite_one(
     try:
         async with events.transaction():
             await expire_overdue(group_id=group.id, open_key=key, now=now)
-            room.use()
+            await quotas.take_open_slot(settings, group.id)
             await quotas.take_invitation(settings, principal, group.id)
-            invitation = await Invitation.create(
+            invitation = await create_invitation(
                 group=group,
                 target_type=TargetType.EMAIL,
                 email=email,
@@ -369,7 +375,6 @@ async def _invite_one(
             mail = MessageKind.INVITATION if delivery == DeliveryStatus.QUEUED else None
             await changes.record(invitation, EventType.CREATED, actor=principal, mail=mail)
     except IntegrityError:
-        room.left += 1  # nothing was opened after all
         raise DomainError(
             ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
         ) from None

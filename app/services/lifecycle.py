@@ -32,6 +32,7 @@ from app.services.invitations import (
     MIN_DAYS,
     check_names,
     check_payload,
+    create_invitation,
     effective_status,
     manageable_group,
     resolve_expiry,
@@ -149,11 +150,10 @@ async def create_invite_link(
     check_payload(settings, message, metadata, permissions, return_to)
     role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, role, ["role"])
-    room = await quotas.pending_room(settings, group.id)
     async with events.transaction():
-        room.use()
+        await quotas.take_open_slot(settings, group.id)
         await quotas.take_invitation(settings, principal, group.id)
-        invitation = await Invitation.create(
+        invitation = await create_invitation(
             group=group,
             target_type=TargetType.LINK,
             role=role,
@@ -376,16 +376,22 @@ async def renew_invitation(
         # Reopening takes the address's open slot back; the unique index refuses it
         # if another invitation to the address has been opened since.
         "open_key": invitation.email_key,
-        "reminder_sent_at": None,
     }
     extra = None
     if resend:
         extra = _cooled_down(settings, now)
         fields.update(_resend_changes(invitation, now))
     was = effective_status(invitation, now)
+    if resend or was == InvitationStatus.EXPIRED:
+        # A new email, or a reopened invitation: one more reminder before the new expiry.
+        # Pushing back a PENDING one keeps its reminder spent, so renewing in a loop
+        # does not mail the invitee.
+        fields["reminder_sent_at"] = None
     detail = {"expiresAt": expiry.isoformat(), "from": was.value}
     try:
         async with events.transaction():
+            if was == InvitationStatus.EXPIRED:
+                await quotas.take_open_slot(settings, invitation.group_id)  # type: ignore[attr-defined]
             renewed = await core.change(
                 invitation.id,
                 event=EventType.RENEWED,

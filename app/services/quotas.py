@@ -1,7 +1,7 @@
 """Quotas against mail abuse (DESIGN.md, "Safe to expose").
 
-Each quota counts uses per subject in fixed windows (an hour, a day): invitations made by
-one user, invitations made in one group, invitation emails to one mailbox. They are held
+Each quota counts uses per subject in a sliding window (an hour, a day): invitations made by
+one user, invitations made in one group, emails to one mailbox. They are held
 where every process sees them: in Redis when `REDIS_URL` is set (the `limits` package),
 else in the database, where one conditional UPDATE takes what is left so two processes
 never both take the last use. Open invitations per group is a count of rows, not a rate.
@@ -17,14 +17,14 @@ from uuid import UUID
 
 from limits import RateLimitItemPerDay, RateLimitItemPerHour
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.limits import RateLimitItem
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from app.config import Settings
-from app.models import Invitation, InvitationStatus, QuotaCounter
+from app.models import Group, Invitation, InvitationStatus, QuotaCounter
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import RateLimited
@@ -69,17 +69,17 @@ def invites_per_group(settings: Settings) -> Quota:
 
 
 def mails_per_recipient(settings: Settings) -> Quota:
-    """Invitation emails to one mailbox per day, all groups together."""
+    """Emails to one mailbox per day, all groups and kinds together."""
     return Quota(
         "mails-per-recipient",
         settings.quota_mails_per_recipient_day,
         DAY,
-        "invitation emails to this address today",
+        "emails to this address today",
     )
 
 
 def resends_per_invitation(settings: Settings) -> Quota:
-    """Resends of one invitation per day (UTC)."""
+    """Resends of one invitation per day."""
     return Quota("resends", settings.resend_daily_cap, DAY, "resends of this invitation today")
 
 
@@ -109,10 +109,20 @@ def _refusal(quota: Quota, retry_after: datetime, field: list[str] | None) -> Ra
     return RateLimited(f"Limit of {quota.limit} {quota.what} reached", retry_after, field)
 
 
-async def _take_database(quota: Quota, subject: str, field: list[str] | None) -> None:
-    now = utcnow()
+async def _take_database(
+    quota: Quota, subject: str, field: list[str] | None, now: datetime | None = None
+) -> None:
+    # A sliding window, as the `limits` package counts one in Redis: the previous
+    # window's count, weighted by how much of it the last `window` still covers, plus
+    # this window's. A burst at the end of one window therefore counts at the start of
+    # the next, and no stretch of one window's length holds much more than the quota.
+    now = now or utcnow()
     start = _window_start(quota.window, now)
     key = f"{quota.name}:{subject}"[:400]
+    previous = await QuotaCounter.get_or_none(key=key, window_start=start - quota.window)
+    before = previous.count if previous else 0
+    overlap = (start + quota.window - now) / quota.window  # share of the last window in it
+    allowed = quota.limit - math.floor(before * overlap)
     try:
         # A savepoint: the row may exist already, and a failed insert must not abort
         # the caller's transaction on PostgreSQL.
@@ -120,17 +130,32 @@ async def _take_database(quota: Quota, subject: str, field: list[str] | None) ->
             await QuotaCounter.create(key=key, window_start=start, count=0)
     except IntegrityError:
         pass
-    taken = await QuotaCounter.filter(key=key, window_start=start, count__lt=quota.limit).update(
+    # The previous window is closed, so its count no longer moves: the one conditional
+    # UPDATE decides, and two processes never both take the last use.
+    taken = await QuotaCounter.filter(key=key, window_start=start, count__lt=allowed).update(
         count=F("count") + 1
     )
     if not taken:
-        raise _refusal(quota, start + quota.window, field)
+        current = await QuotaCounter.get(key=key, window_start=start)
+        raise _refusal(quota, _frees_at(quota, start, before, current.count, now), field)
+
+
+def _frees_at(quota: Quota, start: datetime, before: int, current: int, now: datetime) -> datetime:
+    """When the sliding count drops below the limit, if nothing more is taken."""
+    end = start + quota.window
+    if current >= quota.limit:
+        # This window's own count must first become the previous window's, and fade.
+        return end + quota.window * (1 - quota.limit / current)
+    if before == 0:
+        return now  # a concurrent use took the last one in between: try again
+    # before * (end - t) / window < limit - current
+    return max(now, end - quota.window * ((quota.limit - current) / before))
 
 
 @lru_cache(maxsize=4)
-def _limiter(redis_url: str) -> FixedWindowRateLimiter:
+def _limiter(redis_url: str) -> SlidingWindowCounterRateLimiter:
     storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
-    return FixedWindowRateLimiter(storage)
+    return SlidingWindowCounterRateLimiter(storage)
 
 
 async def _take_redis(redis_url: str, quota: Quota, subject: str, field: list[str] | None) -> None:
@@ -142,9 +167,9 @@ async def _take_redis(redis_url: str, quota: Quota, subject: str, field: list[st
 
 
 async def forget_old(now: datetime | None = None) -> int:
-    """Delete database counters whose window ended (run by the sweeps)."""
+    """Delete database counters no sliding window reads any more (run by the sweeps)."""
     now = now or utcnow()
-    return await QuotaCounter.filter(window_start__lt=now - DAY).delete()
+    return await QuotaCounter.filter(window_start__lt=now - 2 * DAY).delete()
 
 
 async def take_invitation(settings: Settings, principal: Principal, group_id: UUID) -> None:
@@ -158,7 +183,7 @@ async def take_invitation(settings: Settings, principal: Principal, group_id: UU
 
 
 async def take_mail(settings: Settings, email: str) -> None:
-    """Count one invitation email to the mailbox `email` reaches."""
+    """Count one email to the mailbox `email` reaches."""
     await take(settings, mails_per_recipient(settings), mailbox(email), field=["email"])
 
 
@@ -172,34 +197,23 @@ async def take_resend(settings: Settings, invitation_id: UUID) -> None:
     await take(settings, resends_per_invitation(settings), str(invitation_id), field=["id"])
 
 
-@dataclass
-class PendingRoom:
-    """How many more open invitations a group may have, and when a slot frees up."""
+async def take_open_slot(settings: Settings, group_id: UUID) -> None:
+    """Make sure the group may have one more open (DRAFT or PENDING, unexpired) invitation.
 
-    left: int
-    frees_at: datetime | None
-
-    def use(self, field: list[str] | None = None) -> None:
-        """Take one slot, or raise RATE_LIMITED until the next open invitation expires."""
-        if self.left <= 0:
-            retry = self.frees_at or utcnow() + DAY
-            raise RateLimited("This group has reached its limit of open invitations", retry, field)
-        self.left -= 1
-
-
-async def pending_room(settings: Settings, group_id: UUID) -> PendingRoom:
-    """Room for open (DRAFT or PENDING, unexpired) invitations in a group."""
+    Called inside the transaction that opens it. A no-op UPDATE on the group row holds
+    the row (PostgreSQL) or the database (SQLite) until that transaction ends, so two
+    invites into one group count one after the other and never both take the last slot.
+    Over the limit, `retryAfter` is when the next open invitation expires.
+    """
+    await Group.filter(id=group_id).update(autojoin_role=F("autojoin_role"))
     now = utcnow()
     open_rows = Invitation.filter(
         Q(status=InvitationStatus.DRAFT) | Q(status=InvitationStatus.PENDING, expires_at__gt=now),
         group_id=group_id,
     )
-    count = await open_rows.count()
-    left = settings.quota_pending_per_group - count
-    frees_at = None
-    if left <= 0:
-        first = (
-            await open_rows.filter(status=InvitationStatus.PENDING).order_by("expires_at").first()
-        )
-        frees_at = first.expires_at if first else None
-    return PendingRoom(left=left, frees_at=frees_at)
+    if await open_rows.count() < settings.quota_pending_per_group:
+        return
+    first = await open_rows.filter(status=InvitationStatus.PENDING).order_by("expires_at").first()
+    # Drafts never expire: with only drafts open, a slot frees when one is sent or revoked.
+    retry = first.expires_at if first else now + DAY
+    raise RateLimited("This group has reached its limit of open invitations", retry, None)
