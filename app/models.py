@@ -184,6 +184,7 @@ class Membership(Model):
     class Meta:
         table = "memberships"
         unique_together = (("user", "group"),)
+        indexes = (("group_id", "joined_at", "id"),)  # a group's members, newest first
 
 
 class Invitation(Model):
@@ -237,6 +238,8 @@ class Invitation(Model):
     class Meta:
         table = "invitations"
         unique_together = (("group", "open_key"),)
+        # A group's invitations newest first, all or by status, read from the index.
+        indexes = (("group_id", "created_at", "id"), ("group_id", "status", "created_at", "id"))
 
 
 class InvitationUse(Model):
@@ -275,6 +278,7 @@ class InvitationEvent(Model):
 
     class Meta:
         table = "invitation_events"
+        indexes = (("invitation_id", "created_at"),)
 
 
 class Event(Model):
@@ -369,6 +373,7 @@ class OutboxMessage(Model):
 
     class Meta:
         table = "outbox"
+        indexes = (("invitation_id",),)
 
 
 class QuotaCounter(Model):

@@ -135,16 +135,22 @@ async def pages_by_parent(
         condition += f" AND ({where.sql})"
         params += list(where.params)
     if window.after is not None:
+        # A row value: both databases read it as a range on the (parent, stamp, id)
+        # index, so a deep page starts at its cursor instead of scanning up to it.
         moment, pk = window.after
-        condition += f' AND ("{stamp}" < ? OR ("{stamp}" = ? AND "id" < ?))'
-        at = db_value(model, stamp, moment)
-        params += [at, at, db_value(model, "id", pk)]
+        condition += f' AND ("{stamp}", "id") < (?, ?)'
+        params += [db_value(model, stamp, moment), db_value(model, "id", pk)]
     table = model._meta.db_table
-    sql = (
-        f'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "{parent}" '
-        f'ORDER BY "{stamp}" DESC, "id" DESC) AS usher_rank FROM "{table}" WHERE {condition}) '
-        f'AS ranked WHERE usher_rank <= ? ORDER BY "{parent}", "{stamp}" DESC, "id" DESC'
-    )
+    order = f'"{stamp}" DESC, "id" DESC'
+    if len(parent_ids) == 1:
+        # One parent (a top-level list): a plain LIMIT walks the index and stops.
+        sql = f'SELECT * FROM "{table}" WHERE {condition} ORDER BY {order} LIMIT ?'
+    else:
+        sql = (
+            f'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "{parent}" '
+            f"ORDER BY {order}) AS usher_rank FROM \"{table}\" WHERE {condition}) "
+            f'AS ranked WHERE usher_rank <= ? ORDER BY "{parent}", {order}'
+        )
     params.append(window.first + 1)
     db = model._meta.db
     rows: list[M] = await db.executor_class(model=model, db=db).execute_select(
