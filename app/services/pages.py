@@ -148,7 +148,7 @@ async def pages_by_parent(
     else:
         sql = (
             f'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "{parent}" '
-            f"ORDER BY {order}) AS usher_rank FROM \"{table}\" WHERE {condition}) "
+            f'ORDER BY {order}) AS usher_rank FROM "{table}" WHERE {condition}) '
             f'AS ranked WHERE usher_rank <= ? ORDER BY "{parent}", {order}'
         )
     params.append(window.first + 1)
