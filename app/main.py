@@ -13,12 +13,13 @@ from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
+from app import ops
 from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
@@ -95,11 +96,6 @@ class _BodyTooLarge(Exception):
     pass
 
 
-async def health(_: Request) -> Response:
-    """Liveness probe."""
-    return JSONResponse({"status": "ok"})
-
-
 async def accept_page(request: Request) -> Response:
     """Where USHER_ACCEPT_URL points by default: a note, since GET never changes anything."""
     return PlainTextResponse(
@@ -149,7 +145,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         middleware=middleware,
         routes=[
             Route("/graphql", BodyLimit(graphql, MAX_BODY_BYTES), methods=["GET", "POST"]),
-            Route("/health", health),
+            Route("/healthz", ops.healthz),
+            Route("/health", ops.healthz),  # the name of earlier versions
+            Route("/readyz", ops.readyz(settings)),
+            Route("/metrics", ops.metrics_endpoint),
             Route("/accept", accept_page),
         ],
         lifespan=lifespan,

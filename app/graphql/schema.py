@@ -19,6 +19,7 @@ from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
 from app.graphql.limits import DocumentLimits, QueryTimeLimit, bound_validation
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
+from app.ops import RequestMetrics
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
@@ -84,6 +85,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     bound_validation()
     max_cost, seconds = settings.max_query_cost, settings.query_timeout_seconds
     extensions: list[Callable[[], SchemaExtension]] = [
+        RequestMetrics,
         lambda: DocumentLimits(max_cost=max_cost),
         lambda: QueryTimeLimit(seconds=seconds),
     ]

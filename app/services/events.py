@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from app import metrics
 from app.config import Settings
 from app.models import (
     Event,
@@ -127,6 +128,7 @@ async def _write(written: Sequence[Event]) -> None:
     if not written:
         return
     await Event.bulk_create(written)
+    metrics.count_events(event.type for event in written)
     endpoints = await WebhookEndpoint.filter(enabled=True).values_list("id", "events")
     rows = [
         OutboxMessage(kind=MessageKind.WEBHOOK, event_id=event.id, endpoint_id=endpoint_id)

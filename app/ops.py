@@ -1,0 +1,91 @@
+"""What operators probe: `/healthz`, `/readyz` and `/metrics` (DESIGN.md, "Operations")."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from strawberry.extensions import SchemaExtension
+
+from app import metrics
+from app.config import Settings
+
+# How long a readiness check waits for the database or Redis before calling it down.
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(_: Request) -> Response:
+    """Liveness: the process answers. Never touches the database or Redis."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _database() -> None:
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")
+
+
+async def _redis(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=READY_TIMEOUT_SECONDS)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str]:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await probe
+    except TimeoutError:
+        return name, f"no answer within {READY_TIMEOUT_SECONDS:g}s"
+    except Exception as exc:
+        return name, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return name, "ok"
+
+
+def readyz(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    """Readiness: 200 when the database (and Redis, when configured) answer, else 503
+    naming what failed."""
+
+    async def ready(_: Request) -> Response:
+        checks = [_check("database", _database())]
+        if settings.redis_url:
+            checks.append(_check("redis", _redis(settings.redis_url)))
+        results = dict(await asyncio.gather(*checks))
+        ok = all(v == "ok" for v in results.values())
+        body = {"status": "ok" if ok else "unavailable", "checks": results}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    return ready
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    """Prometheus text. The outbox gauges are read from the database first; if it does not
+    answer, the rest is still served."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await metrics.OUTBOX.refresh()
+    except Exception:
+        pass
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetrics(SchemaExtension):
+    """Counts each GraphQL operation and times it, by operation name and outcome."""
+
+    def on_operation(self) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        context = self.execution_context
+        label = metrics.operation_label(context.operation_name)
+        result = context.result
+        outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
+        metrics.REQUESTS.labels(operation=label, outcome=outcome).inc()
+        metrics.LATENCY.labels(operation=label).observe(time.perf_counter() - start)
