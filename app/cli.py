@@ -8,7 +8,9 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from app.config import Settings, get_settings, tortoise_config
+from pydantic import ValidationError
+
+from app.config import Settings, explain, get_settings, tortoise_config
 
 
 async def migrate_database(database_url: str | None = None) -> None:
@@ -188,6 +190,12 @@ def main(argv: list[str] | None = None) -> None:
 
     configure_logging()
     args = parser().parse_args(argv)
+    try:
+        get_settings().check()
+    except ValidationError as exc:
+        sys.exit(explain(exc))
+    except ValueError as exc:
+        sys.exit(str(exc))
     args.func(args)
 
 

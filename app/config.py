@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_KEY = "usher-development-secret-key-do-not-use-in-production"
@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 30.0
     mail_from: str = "invitations@localhost"
     mail_dir: str = "./outbox"
+    # Production refuses SQLite unless told it is one machine with one process.
+    allow_sqlite: bool = False
     templates_dir: str | None = None
     resend_cooldown_seconds: int = 60
     resend_daily_cap: int = 5
@@ -251,6 +253,12 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Refuse settings that must not reach production; raise ValueError with the reason."""
         problems = []
+        scheme, separator, _ = self.database_url.partition("://")
+        if scheme not in ("sqlite", "postgres", "asyncpg", "psycopg") or not separator:
+            problems.append(
+                f"DATABASE_URL must be sqlite://PATH or postgres://USER@HOST:PORT/NAME, "
+                f"not {self.database_url[:40]!r}"
+            )
         if not self.secret_keys:
             problems.append("USHER_SECRET_KEY is empty")
         if "{token}" not in self.accept_url:
@@ -282,8 +290,29 @@ class Settings(BaseSettings):
                 problems.append(str(exc))
         if self.is_production:
             problems += self._production_secret_problems()
+            problems += self._production_deployment_problems()
         if problems:
             raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
+
+    def _production_deployment_problems(self) -> list[str]:
+        """Defaults fit for a laptop that production must not start with unawares."""
+        problems = []
+        if self.database_url.startswith("sqlite") and not self.allow_sqlite:
+            problems.append(
+                "DATABASE_URL is SQLite; use PostgreSQL, or set USHER_ALLOW_SQLITE=true "
+                "for one machine with one process"
+            )
+        host = (urlsplit(self.accept_url.replace("{token}", "t")).hostname or "").lower()
+        if host in ("localhost", "127.0.0.1", "::1", "") or host.endswith(".localhost"):
+            problems.append(
+                "USHER_ACCEPT_URL points at this machine; set it to your app's invitation page"
+            )
+        if not self.smtp_url and "mail_dir" not in self.model_fields_set:
+            problems.append(
+                "USHER_SMTP_URL is not set, so mail would only be written to a folder; "
+                "set it, or set USHER_MAIL_DIR to write mail to a folder on purpose"
+            )
+        return problems
 
     def _webhook_problems(self) -> list[str]:
         problems = []
@@ -302,6 +331,26 @@ class Settings(BaseSettings):
         if self.webhook_disable_after_days < 0:
             problems.append("USHER_WEBHOOK_DISABLE_AFTER_DAYS must not be negative")
         return problems
+
+
+def variable_of(field: str) -> str:
+    """The environment variable that sets a settings field."""
+    info = Settings.model_fields.get(field)
+    alias = getattr(info, "validation_alias", None) if info else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return f"USHER_{field.upper()}"
+
+
+def explain(error: ValidationError) -> str:
+    """A settings validation error as one line naming the variables."""
+    parts = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        given = item.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        parts.append(f"{variable_of(field)}: {item['msg'].lower()}{shown}")
+    return "Refusing to start: " + "; ".join(parts) + "."
 
 
 @lru_cache
@@ -326,4 +375,12 @@ def tortoise_config(database_url: str | None = None) -> dict[str, Any]:
     }
 
 
-TORTOISE_ORM = tortoise_config()
+def _tortoise_orm() -> dict[str, Any]:
+    try:
+        return tortoise_config()
+    except ValidationError:
+        # `tortoise makemigrations` reads this at import; `usher` explains the mistake.
+        return tortoise_config(Settings.model_fields["database_url"].default)
+
+
+TORTOISE_ORM = _tortoise_orm()

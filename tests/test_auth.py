@@ -1,4 +1,6 @@
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -78,13 +80,32 @@ def test_email_verified_must_be_literally_true() -> None:
 
 def test_production_refuses_development_secrets() -> None:
     with pytest.raises(ValueError, match="USHER_SECRET_KEY is the development value"):
-        create_app(Settings(env="production", jwt_secret="production-test-jwt-secret-0123456789"))
+        create_app(
+            Settings(
+                env="production",
+                allow_sqlite=True,
+                mail_dir="./outbox",
+                accept_url="https://app.example.com/i?t={token}",
+                jwt_secret="production-test-jwt-secret-0123456789",
+            )
+        )
     with pytest.raises(ValueError, match="USHER_JWT_SECRET is the development value"):
-        create_app(Settings(env="production", secret_key="production-test-secret-key-0123456789"))
+        create_app(
+            Settings(
+                env="production",
+                allow_sqlite=True,
+                mail_dir="./outbox",
+                accept_url="https://app.example.com/i?t={token}",
+                secret_key="production-test-secret-key-0123456789",
+            )
+        )
     with pytest.raises(ValueError, match="USHER_SECRET_KEY"):
         create_app(
             Settings(
                 env="production",
+                allow_sqlite=True,
+                mail_dir="./outbox",
+                accept_url="https://app.example.com/i?t={token}",
                 secret_key=f"new,{DEV_SECRET_KEY}",
                 jwt_secret="production-test-jwt-secret-0123456789",
             )
@@ -92,6 +113,9 @@ def test_production_refuses_development_secrets() -> None:
     app = create_app(
         Settings(
             env="production",
+            allow_sqlite=True,
+            mail_dir="./outbox",
+            accept_url="https://app.example.com/i?t={token}",
             secret_key="production-test-secret-key-0123456789",
             jwt_secret="production-test-jwt-secret-0123456789",
         )
@@ -119,6 +143,9 @@ async def test_production_masks_unexpected_errors(database: str) -> None:
 
     settings = Settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
+        accept_url="https://app.example.com/i?t={token}",
         secret_key="production-test-secret-key-0123456789",
         jwt_secret="production-test-jwt-secret-0123456789",
     )
@@ -273,9 +300,63 @@ def test_production_refuses_short_secrets(overrides: dict[str, str], variable: s
     Settings.model_validate(values).check()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "refusal"),
+    [
+        (
+            {"allow_sqlite": False},
+            "DATABASE_URL is SQLite; use PostgreSQL, or set USHER_ALLOW_SQLITE=true",
+        ),
+        (
+            {"accept_url": "http://localhost:8000/accept?token={token}"},
+            "USHER_ACCEPT_URL points at this machine",
+        ),
+        (
+            {"accept_url": "https://127.0.0.1/a?t={token}"},
+            "USHER_ACCEPT_URL points at this machine",
+        ),
+        (
+            {"accept_url": "https://app.localhost/a?t={token}"},
+            "USHER_ACCEPT_URL points at this machine",
+        ),
+        (
+            {"mail_dir": None},
+            "USHER_SMTP_URL is not set, so mail would only be written to a folder",
+        ),
+    ],
+)
+def test_production_refuses_laptop_defaults(overrides: dict[str, Any], refusal: str) -> None:
+    values: dict[str, Any] = {
+        "env": "production",
+        "secret_key": STRONG,
+        "jwt_secret": STRONG.replace("key", "jwt"),
+        "database_url": "sqlite://usher.db",
+        "allow_sqlite": True,
+        "mail_dir": "./outbox",
+        "accept_url": "https://app.example.com/invite?token={token}",
+    }
+    Settings.model_validate(values).check()  # each default, set on purpose, is accepted
+    values.update(overrides)
+    values = {k: v for k, v in values.items() if v is not None}  # None: left at its default
+    with pytest.raises(ValueError, match=re.escape(refusal)) as raised:
+        Settings.model_validate(values).check()
+    assert "\n" not in str(raised.value)
+    # PostgreSQL, SMTP and the app's own page need no word.
+    fine = {k: v for k, v in values.items() if k not in ("allow_sqlite", "mail_dir")}
+    fine.update(
+        database_url="postgres://db/usher",
+        smtp_url="smtp://mail:25",
+        accept_url="https://app.example.com/invite?token={token}",
+    )
+    Settings.model_validate(fine).check()
+
+
 def test_a_short_jwt_secret_is_fine_when_jwts_are_verified_by_public_key() -> None:
     Settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
+        accept_url="https://app.example.com/i?t={token}",
         secret_key="production-test-secret-key-0123456789",
         jwt_secret="short",
         jwt_jwks_url="https://idp/jwks",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jwt
+import pytest
 
 from app.config import Settings
 from tests.conftest import GQL
@@ -39,13 +40,50 @@ def test_token_refuses_to_mint_in_production() -> None:
         [sys.executable, "-m", "app.cli", "token", "--sub", "admin", "--email", "a@acme.com"],
         capture_output=True,
         text=True,
-        env={**os.environ, "USHER_ENV": "production"},
+        env={**os.environ, **PRODUCTION},
         timeout=60,
     )
     assert result.returncode != 0
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "USHER_ENV=production" in result.stderr
+
+
+PRODUCTION = {
+    "USHER_ENV": "production",
+    "USHER_SECRET_KEY": "cli-tests-secret-key-0123456789abcdef",
+    "USHER_JWT_SECRET": "cli-tests-jwt-secret-0123456789abcdef",
+    "USHER_ALLOW_SQLITE": "true",
+    "USHER_MAIL_DIR": "./outbox",
+    "USHER_ACCEPT_URL": "https://app.example.com/invite?token={token}",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (
+            {"USHER_RESEND_COOLDOWN_SECONDS": "soon", "USHER_QUOTA_PENDING_PER_GROUP": "x"},
+            "Refusing to start: USHER_RESEND_COOLDOWN_SECONDS: input should be a valid integer, "
+            "unable to parse string as an integer (got 'soon'); USHER_QUOTA_PENDING_PER_GROUP:",
+        ),
+        ({"DATABASE_URL": "garbage"}, "DATABASE_URL must be sqlite://PATH or postgres://"),
+        ({**PRODUCTION, "USHER_ALLOW_SQLITE": "false"}, "DATABASE_URL is SQLite; use PostgreSQL"),
+    ],
+)
+def test_configuration_mistakes_are_one_line_naming_the_variable(
+    env: dict[str, str], said: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert said in result.stderr
 
 
 async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> None:

@@ -70,6 +70,8 @@ def fuzz_settings() -> Settings:
     endpoint needs no DNS), and a DNS server that is not there (so a TXT lookup fails fast)."""
     return Settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
         secret_key="fuzz-tests-secret-key-0123456789abcdef",
         jwt_secret="fuzz-tests-jwt-secret-0123456789abcdef",
         accept_url="https://app.example.com/accept?token={token}",

@@ -54,6 +54,8 @@ async def test_a_failing_field_leaves_the_loads_it_shares_to_the_others(database
     # to reach `inviteUrl` too, and the CancelledError went out of the app (HTTP 500).
     config = Settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
         secret_key="fuzz-tests-secret-key-0123456789abcdef",
         jwt_secret="fuzz-tests-jwt-secret-0123456789abcdef",
         accept_url="https://app.example.com/accept?token={token}",

@@ -319,6 +319,8 @@ async def test_lookups_with_control_characters_find_nothing(
 
 PRODUCTION = Settings(
     env="production",
+    allow_sqlite=True,
+    mail_dir="./outbox",
     secret_key="hygiene-tests-secret-key-of-32-chars-or-more",
     jwt_secret="hygiene-tests-jwt-secret-of-32-chars-or-more",
     database_url="sqlite://:memory:",

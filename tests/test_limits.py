@@ -51,6 +51,8 @@ def _settings(**overrides: Any) -> Settings:
 def _production(**overrides: Any) -> Settings:
     return _settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
         secret_key="production-test-secret-key-0123456789",
         jwt_secret="production-test-jwt-secret-0123456789",
         **overrides,

@@ -241,6 +241,8 @@ def test_the_usher_command_redacts_its_root_handler() -> None:
 
 PRODUCTION = Settings(
     env="production",
+    allow_sqlite=True,
+    mail_dir="./outbox",
     secret_key="log-tests-secret-key-of-at-least-32-chars",
     jwt_secret="log-tests-jwt-secret-of-at-least-32-chars",
     database_url="sqlite://:memory:",

@@ -76,6 +76,8 @@ def production(**overrides: Any) -> Settings:
     """Production settings (secrets of their own)."""
     return webhook_settings(
         env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
         secret_key="production-test-secret-key-0123456789",
         jwt_secret="production-test-jwt-secret-0123456789",
         **overrides,
