@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/usher_test
 
-.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench clean
+.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clean
 
 $(BIN)/usher: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,19 @@ migrations: install  ## Write a migration for model changes
 
 bench: install  ## Benchmarks (see BENCHMARKS.md)
 	$(BIN)/python -m bench.run
+
+GRAPHIQL_PACKAGES := graphiql@3.8.3 react@18.3.1 react-dom@18.3.1
+
+graphiql:  ## Refresh GraphiQL's vendored files (app/static/graphiql) from their npm packages
+	rm -rf .graphiql && mkdir .graphiql
+	cd .graphiql && npm pack --silent $(GRAPHIQL_PACKAGES) && for f in *.tgz; do mkdir $${f%.tgz} && tar xzf $$f -C $${f%.tgz}; done
+	cp .graphiql/graphiql-*/package/graphiql.min.js .graphiql/graphiql-*/package/graphiql.min.css app/static/graphiql/
+	cp .graphiql/graphiql-*/package/LICENSE app/static/graphiql/LICENSE.graphiql
+	cp .graphiql/react-1*/package/umd/react.production.min.js app/static/graphiql/
+	cp .graphiql/react-1*/package/LICENSE app/static/graphiql/LICENSE.react
+	cp .graphiql/react-dom-*/package/umd/react-dom.production.min.js app/static/graphiql/
+	cp .graphiql/react-dom-*/package/LICENSE app/static/graphiql/LICENSE.react-dom
+	rm -rf .graphiql
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

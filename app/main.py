@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from tortoise.contrib.starlette import RegisterTortoise
 
-from app import ops
+from app import graphiql, ops
 from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
@@ -38,6 +38,10 @@ class UsherGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
         )
         self.settings = settings
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Usher's own GraphiQL page, with files it serves itself."""
+        return graphiql.page()
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
         return await build_context(self.settings, request)
@@ -145,6 +149,11 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
         middleware=middleware,
         routes=[
             Route("/graphql", BodyLimit(graphql, MAX_BODY_BYTES), methods=["GET", "POST"]),
+            *(
+                [Route(f"{graphiql.PREFIX}/{{name}}", graphiql.asset)]
+                if settings.graphiql_enabled
+                else []
+            ),
             Route("/healthz", ops.healthz),
             Route("/health", ops.healthz),  # the name of earlier versions
             Route("/readyz", ops.readyz(settings)),
