@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level="info",
-        log_config=uvicorn_log_config(),
+        log_config=uvicorn_log_config(get_settings().effective_log_format),
     )
 
 
@@ -188,14 +188,17 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `usher` command."""
     from app.log import configure_logging
 
-    configure_logging()
     args = parser().parse_args(argv)
     try:
-        get_settings().check()
+        settings = get_settings()
+        settings.check()
     except ValidationError as exc:
+        configure_logging()
         sys.exit(explain(exc))
     except ValueError as exc:
+        configure_logging()
         sys.exit(str(exc))
+    configure_logging(settings.effective_log_format)
     args.func(args)
 
 

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     mail_dir: str = "./outbox"
     # Production refuses SQLite unless told it is one machine with one process.
     allow_sqlite: bool = False
+    log_format: Literal["json", "text"] | None = None  # None: json in production
     templates_dir: str | None = None
     resend_cooldown_seconds: int = 60
     resend_daily_cap: int = 5
@@ -249,6 +250,11 @@ class Settings(BaseSettings):
                 f"or of fewer than {MIN_SECRET_SYMBOLS} different characters"
             )
         return problems
+
+    @property
+    def effective_log_format(self) -> str:
+        """`json` or `text`: USHER_LOG_FORMAT, else json in production."""
+        return self.log_format or ("json" if self.is_production else "text")
 
     def check(self) -> None:
         """Refuse settings that must not reach production; raise ValueError with the reason."""

@@ -10,16 +10,22 @@ of the query its str() quotes), its arguments, its traceback and its stack.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import string
 from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from graphql import GraphQLError
 from uvicorn.config import LOGGING_CONFIG
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+# The id of the request being answered (X-Request-ID), on every record written for it.
+request_id: ContextVar[str | None] = ContextVar("usher_request_id", default=None)
 
 # A token or key is cut at the first space or quote, not at the end of its alphabet, so a
 # dot or any junk inside one (the spellings an attacker tries) hides nothing after it.
@@ -91,6 +97,8 @@ class RedactSecrets(logging.Filter):
     """Rewrites a record so that nothing shaped like a token, JWT or API key is left in it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id.get()
         _redact_message(record)
         _redact_exception(record)
         if record.stack_info:
@@ -160,14 +168,44 @@ def redacting(handler: logging.Handler) -> logging.Handler:
     return handler
 
 
-def configure_logging() -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request id, traceback, and
+    whatever came in through `extra` (redacted, as the rest, by `RedactSecrets`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", None):
+            entry["request_id"] = record.request_id  # type: ignore[attr-defined]
+        for name, value in vars(record).items():
+            if name not in _STANDARD_ATTRIBUTES and name != "request_id":
+                entry[name] = value if isinstance(value, str | int | float | bool) else repr(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter for USHER_LOG_FORMAT (`json` or `text`)."""
+    return JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT)
+
+
+def configure_logging(log_format: str = "text") -> None:
     """Logging for the `usher` command: INFO and above to stderr, secrets redacted."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:
-        redacting(handler)
+        redacting(handler).setFormatter(formatter(log_format))
 
 
-def uvicorn_log_config() -> dict[str, Any]:
+def uvicorn_log_config(log_format: str = "text") -> dict[str, Any]:
     """Uvicorn's logging configuration, with the root handler, every handler redacting.
 
     The root logger is configured here too: with `--workers` uvicorn configures logging
@@ -176,6 +214,9 @@ def uvicorn_log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"redact_secrets": {"()": RedactSecrets}}
     config["formatters"]["root"] = {"format": LOG_FORMAT}
+    if log_format == "json":
+        for name in config["formatters"]:
+            config["formatters"][name] = {"()": JsonFormatter}
     config["handlers"]["root"] = {
         "class": "logging.StreamHandler",
         "formatter": "root",

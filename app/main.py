@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
             else:
                 yield
 
-    middleware = []
+    middleware = [Middleware(ops.RequestIds)]
     if settings.allowed_origins:
         # Bearer tokens, not cookies: no credentials mode is needed.
         middleware.append(
@@ -141,7 +141,17 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
                 CORSMiddleware,
                 allow_origins=settings.allowed_origins,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
+                # With the tracing headers browsers' instrumentation adds.
+                allow_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "X-Request-ID",
+                    "traceparent",
+                    "tracestate",
+                    "baggage",
+                    "sentry-trace",
+                ],
+                expose_headers=["X-Request-ID"],
                 max_age=3600,
             )
         )

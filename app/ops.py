@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from app import metrics
 from app.config import Settings
+from app.log import request_id
 
 # How long a readiness check waits for the database or Redis before calling it down.
 READY_TIMEOUT_SECONDS = 2.0
@@ -89,3 +93,34 @@ class RequestMetrics(SchemaExtension):
         outcome = "error" if result is None or getattr(result, "errors", None) else "ok"
         metrics.REQUESTS.labels(operation=label, outcome=outcome).inc()
         metrics.LATENCY.labels(operation=label).observe(time.perf_counter() - start)
+
+
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestIds:
+    """Gives each HTTP request an id: the caller's `X-Request-ID` when it is a plain token
+    of up to 128 characters, else a new one. It is on every log record written while the
+    request is answered, and returned in the response's `X-Request-ID`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _GIVEN_ID.fullmatch(given) else uuid.uuid4().hex
+        header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        token = request_id.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)

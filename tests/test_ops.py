@@ -186,3 +186,62 @@ async def test_readyz_follows_the_database_and_redis(
         raise
     finally:
         await service.stop()
+
+
+async def test_each_request_has_an_id_returned_and_on_its_log_records(
+    client: httpx.AsyncClient,
+) -> None:
+    import io
+    import json
+    import logging
+
+    from app.log import JsonFormatter, redacting
+
+    stream = io.StringIO()
+    handler = redacting(logging.StreamHandler(stream))
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        given = await client.post(
+            "/graphql", json={"query": "{ nonsense }"}, headers={"X-Request-ID": "req-42.a:b"}
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert given.headers["x-request-id"] == "req-42.a:b"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    assert lines and all(line["request_id"] == "req-42.a:b" for line in lines)
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    # An id that is not a plain token (a line break, or too long) is replaced by a new one.
+    for bad in ("x\ny", "a" * 129, "a b"):
+        made = await client.get("/healthz", headers={"X-Request-ID": bad})
+        assert made.headers["x-request-id"] != bad
+        assert len(made.headers["x-request-id"]) == 32
+    assert (await client.get("/healthz")).headers["x-request-id"] != (
+        await client.get("/healthz")
+    ).headers["x-request-id"]
+
+
+async def test_json_logs_are_one_object_a_line(tmp_path: Path) -> None:
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "USHER_REDIS_URL")}
+    env.update(
+        DATABASE_URL=f"sqlite://{tmp_path / 'usher.db'}",
+        USHER_ENV="development",
+        USHER_LOG_FORMAT="json",
+        USHER_JWT_SECRET=JWT_SECRET,
+        USHER_MAIL_DIR=str(tmp_path / "mail"),
+        PYTHONUNBUFFERED="1",
+    )
+    service = Service(tmp_path, env)
+    try:
+        await service.serve()
+        async with httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{service.port}/graphql"
+            await http.post(url, json={"query": "{ nonsense }"}, headers={"X-Request-ID": "r-1"})
+    finally:
+        await service.stop()
+    lines = [line for line in service.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(r.get("request_id") == "r-1" for r in records)
+    assert any(r["logger"].startswith("uvicorn") for r in records)
