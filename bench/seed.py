@@ -35,7 +35,7 @@ import asyncpg
 
 from app.cli import migrate_database
 
-SEED_VERSION = 2
+SEED_VERSION = 3
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/usher_bench"
 ACME = ("org", "acme")
 OWNER = {"sub": "owner", "email": "owner@acme.com", "name": "Owner"}
@@ -271,7 +271,7 @@ def statements(n: int) -> list[tuple[str, str]]:
             SELECT md5('ev-c-' || id)::uuid, 'created', NULL::jsonb, created_at, NULL::uuid, inviter_id, id FROM invitations
             UNION ALL
             SELECT md5('ev-s-' || id)::uuid, 'sent', '{"kind": "invitation", "attempts": 1}'::jsonb,
-                   coalesce(last_sent_at, created_at),
+                   coalesce(last_sent_at, created_at + interval '1 minute'),
                    NULL, NULL, id FROM invitations WHERE status <> 'draft'
             UNION ALL
             SELECT md5('ev-f-' || id)::uuid, status, NULL, updated_at + interval '2 hours', NULL, NULL, id
@@ -292,7 +292,7 @@ def statements(n: int) -> list[tuple[str, str]]:
             """
             INSERT INTO outbox (id, kind, token_version, created_at, enqueued_at, sent_at, failed_at,
                 attempts, last_error, invitation_id, endpoint_id, event_id)
-            SELECT md5('out-' || id)::uuid, 'invitation', 1, created_at, created_at, coalesce(last_sent_at, created_at), NULL,
+            SELECT md5('out-' || id)::uuid, 'invitation', 1, created_at, created_at, coalesce(last_sent_at, created_at + interval '1 minute'), NULL,
                    1, NULL, id, NULL, NULL
             FROM invitations WHERE status <> 'draft'""",
         ),

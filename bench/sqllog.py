@@ -17,6 +17,7 @@ import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +138,8 @@ async def run(db: seed.SizedDb) -> str:
         ]
         for title, note, content, headers in cases:
             await post(content, headers)  # warm: the first request of a kind loads more
-            parts.append(
-                section(title, note, await capture(lambda c=content, h=headers: post(c, h)))
-            )
+            statements = await capture(partial(post, content, headers))
+            parts.append(section(title, note, statements))
         tag = uuid.uuid4().hex[:8]
         emails = [f"sql-{tag}-{i}@invite.example" for i in range(3)]
         invite = await capture(lambda: post(ops.invite_body(emails), owner))
