@@ -1,12 +1,13 @@
-"""Where `usher serve` spends its CPU, per operation: `python -m bench.profile [--size 1m]`.
+"""Where `usher serve` spends its CPU, per operation: `python -m bench.profile [--size 100k]`.
 
 Starts Usher on the seeded database of that size (with a private Redis, as bench/run.py
 does), puts one operation at a time under load (wrk with 4 connections for the first page
 and the preview; back-to-back `invite` calls of 100 for invite) while py-spy samples the
 server (`py-spy record --format raw`), and writes bench/PROFILE.md: for each operation the
-share of samples by package (the frame running: self time) and by layer (a layer counts
-when any of its frames is on the stack: inclusive), and the busiest functions. Samples are
-of the process when busy (py-spy leaves idle threads out). Needs py-spy (`pip install
+share of samples by owner (the innermost frame outside the standard library) and by layer
+(a layer counts when any of its frames is on the stack: inclusive), and the busiest
+functions. Only samples
+holding the GIL are kept: the time the server runs Python. Needs py-spy (`pip install
 py-spy`) and ptrace rights over the server (root, or ptrace_scope 0).
 """
 
@@ -32,47 +33,67 @@ OUT = Path(__file__).resolve().parent / "PROFILE.md"
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # Layers, inclusive: a sample counts for a layer when one of its frames' files matches.
+# (uvicorn and starlette are on every stack, so they are not listed here.)
 LAYERS = [
-    ("HTTP: uvicorn, h11, starlette", ("uvicorn/", "h11/", "starlette/")),
-    (
-        "GraphQL execution (graphql-core)",
-        ("graphql/execution", "graphql/utilities", "graphql/pyutils"),
-    ),
-    ("GraphQL parse + validate (graphql-core)", ("graphql/language", "graphql/validation")),
-    ("strawberry", ("strawberry/",)),
+    ("strawberry (all of it, with what it calls)", ("strawberry/",)),
+    ("graphql-core execution", ("graphql/execution",)),
+    ("graphql-core parse + validate", ("graphql/language/parser", "graphql/validation")),
     ("Usher's document limits (app/graphql/limits.py)", ("app/graphql/limits.py",)),
-    ("authentication (app/services/auth.py, PyJWT)", ("app/services/auth.py", "jwt/")),
-    ("Tortoise ORM + pypika (building queries, making models)", ("tortoise/", "pypika")),
-    ("asyncpg (driver)", ("asyncpg/",)),
+    ("authentication (app/services/auth.py)", ("app/services/auth.py",)),
+    ("Tortoise ORM + pypika (with the driver under it)", ("tortoise/", "pypika")),
+    ("asyncpg", ("asyncpg/",)),
     ("email_validator", ("email_validator/",)),
-    ("quotas on Redis (limits, redis-py)", ("limits/", "redis/")),
+    ("quotas on Redis (limits, redis-py)", ("limits/",)),
     ("outbox relay to Redis (app/jobs/outbox.py, arq)", ("app/jobs/outbox.py", "arq/")),
-    ("logging (app/log.py redaction and handlers)", ("app/log.py", "logging/")),
-    ("json", ("json/",)),
+    ("logging (app/log.py and handlers)", ("app/log.py", "logging/")),
+]
+# Owners of self time, tried in order on the innermost frame that is not the stdlib's.
+OWNERS = [
     (
-        "asyncio event loop itself",
-        ("asyncio/base_events.py", "asyncio/selector_events.py", "selectors.py"),
+        "graphql-core: parse + validate",
+        ("graphql/language", "graphql/validation", "graphql/utilities"),
     ),
+    ("graphql-core: execution", ("graphql/",)),
+    ("strawberry", ("strawberry/",)),
+    ("Tortoise ORM", ("tortoise/",)),
+    ("pypika (SQL building)", ("pypika",)),
+    ("asyncpg", ("asyncpg/",)),
+    ("uvicorn, h11, starlette (HTTP)", ("uvicorn/", "h11/", "starlette/")),
+    ("PyJWT", ("jwt/",)),
+    ("redis-py, limits, arq", ("redis/", "limits/", "arq/")),
+    ("email_validator", ("email_validator/",)),
+    ("pydantic", ("pydantic",)),
 ]
 
 
+def owner_of(files: list[str]) -> str:
+    """Who a sample's time belongs to: the innermost frame outside the standard library."""
+    for path in reversed(files):
+        if "site-packages/" not in path and "/app/" not in path:
+            continue
+        if "/app/" in path and "site-packages/" not in path:
+            return "Usher: " + path.split("/app/", 1)[1]
+        for name, needles in OWNERS:
+            if any(n in path for n in needles):
+                return name
+        return package_of(path)
+    return "asyncio and other stdlib only (the loop itself)"
+
+
 def package_of(path: str) -> str:
-    """`tortoise`, `app.graphql`, `asyncio`… for a frame's file."""
+    """`tortoise`, `asyncio`… for a frame's file."""
     if "site-packages/" in path:
         return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if "/app/" in path:
-        parts = path.split("/app/", 1)[1].split("/")
-        return "app." + parts[0].removesuffix(".py") if len(parts) > 1 else "app"
     m = re.search(r"/python3\.\d+/(.+)", path)
     if m:
         return m.group(1).split("/", 1)[0].removesuffix(".py")
     return path or "?"
 
 
-def summarise(raw: str, title: str, top: int = 15) -> str:
+def summarise(raw: str, title: str, top: int = 12) -> str:
     """A Markdown section from py-spy's raw (collapsed) output."""
     total = 0
-    by_package: Counter[str] = Counter()
+    by_owner: Counter[str] = Counter()
     by_layer: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
     for line in raw.splitlines():
@@ -84,11 +105,12 @@ def summarise(raw: str, title: str, top: int = 15) -> str:
         if not frames:
             continue
         total += count
-        leaf = frames[-1]
-        by_package[package_of(leaf["file"])] += count
-        short = leaf["file"].split("site-packages/")[-1].split("/wt-bench/")[-1]
-        by_function[f"{leaf['func']} ({short})"] += count
         files = [f["file"] for f in frames]
+        by_owner[owner_of(files)] += count
+        leaf = frames[-1]
+        short = leaf["file"].split("site-packages/")[-1].split("/wt-bench/")[-1]
+        short = re.sub(r".*/python3\.\d+/", "", short)
+        by_function[f"{leaf['func']} ({short})"] += count
         for name, needles in LAYERS:
             if any(n in path for path in files for n in needles):
                 by_layer[name] += count
@@ -98,10 +120,11 @@ def summarise(raw: str, title: str, top: int = 15) -> str:
     def pct(n: int) -> str:
         return f"{100 * n / total:.0f}%"
 
-    lines = [f"## {title}", "", f"{total} samples.", "", "Inclusive, by layer:", ""]
+    lines = [f"## {title}", "", f"{total} samples.", ""]
+    lines += ["Self time by owner (the innermost frame outside the standard library):", ""]
+    lines += [f"- {pct(n)} {name}" for name, n in by_owner.most_common(14)]
+    lines += ["", "Inclusive, by layer:", ""]
     lines += [f"- {pct(n)} {name}" for name, n in by_layer.most_common()]
-    lines += ["", "Self time, by package:", ""]
-    lines += [f"- {pct(n)} {name}" for name, n in by_package.most_common(12)]
     lines += ["", "Busiest functions (self time):", ""]
     lines += [f"- {pct(n)} `{name}`" for name, n in by_function.most_common(top)]
     return "\n".join(lines) + "\n"
@@ -126,7 +149,9 @@ def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
         str(int(seconds)),
         "--format",
         "raw",
-        "--nonblocking",
+        # Samples holding the GIL: Python running, not waiting for the database or a socket.
+        "--gil",
+        "--full-filenames",
         "--output",
         str(out),
     ]
@@ -183,7 +208,7 @@ def profile_invite(usher: procs.Proc, jwt: str, seconds: float) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--size", default="1m")
+    p.add_argument("--size", default="100k")
     p.add_argument("--seconds", type=float, default=15)
     args = p.parse_args()
     base = os.environ.get("BENCH_DATABASE_URL") or seed.DEFAULT_URL
@@ -204,8 +229,9 @@ def main() -> None:
         "",
         f"Written by `python -m bench.profile --size {args.size}` (py-spy, {args.seconds:g} s per "
         "operation, 200 samples/s, the server under load: wrk with 4 connections, or `invite` "
-        "calls of 100 back to back). Percentages are of the samples taken while the server's "
-        "thread ran Python; time spent waiting on the database or the network is not in them.",
+        "calls of 100 back to back). Only samples holding the GIL are kept (`--gil`): "
+        "percentages are of the time the server ran Python; waiting on the database, Redis "
+        "or a socket is not in them.",
         "",
     ]
     try:

@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -95,6 +96,7 @@ class Bench:
         self.ben = ops.invitee_jwt(self.settings)
         self.tag = uuid.uuid4().hex[:6]
         self.rss: dict[str, float] = {}
+        self.failures: list[str] = []
 
     def bodies(self, name: str, lines: list[str]) -> Path:
         path = procs.LOGS / f"{name}.jsonl"
@@ -136,16 +138,23 @@ class Bench:
         only = self.args.only
         cases = await self.cases(db, conn)
         await self.check(usher, floor, cases)
-        if "latency" in only:
-            await self.latency(label, usher, floor, cases)
-        if largest and "throughput" in only:
-            await self.throughput(label, usher, floor, cases)
-        if largest and "invite" in only:
-            await self.invite(label, conn, usher, floor)
-        if largest and "sweep" in only:
-            await self.sweep(label, db, conn, usher, cases)
-        if largest and "email" in only:
-            await self.email(label, db, conn, redis)
+        phases: list[tuple[str, bool, Callable[[], Awaitable[None]]]] = [
+            ("latency", True, lambda: self.latency(label, usher, floor, cases)),
+            ("throughput", largest, lambda: self.throughput(label, usher, floor, cases)),
+            ("invite", largest, lambda: self.invite(label, conn, usher, floor)),
+            ("sweep", largest, lambda: self.sweep(label, db, conn, usher, cases)),
+            ("email", largest, lambda: self.email(label, db, conn, redis)),
+        ]
+        for name, wanted, phase in phases:
+            if not wanted or name not in only:
+                continue
+            try:
+                await phase()
+            except Exception as exc:
+                # One phase failing leaves the others' figures standing.
+                self.failures.append(f"{label} {name}: {exc!r}")
+                say(f"  !! {name} failed: {exc!r}")
+                await purge(conn)
 
     async def cases(
         self, db: seed.SizedDb, conn: asyncpg.Connection
@@ -387,8 +396,8 @@ class Bench:
             await queue_mails(conn)
             settings = Settings(database_url=db.url, redis_url=redis_url, queue_name=queue)
             started = time.perf_counter()
-            handed = await relay_outbox({"settings": settings, "redis": pool})
-            assert handed == MAILS, handed
+            # The worker's own relay (its cron, every 10 s) may take some of the rows first.
+            await relay_outbox({"settings": settings, "redis": pool})
             await wait_sent(conn)
             return time.perf_counter() - started
         finally:
@@ -592,6 +601,9 @@ class Bench:
             )
         )
         lines += ["", "Peak RSS (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in self.rss.items())]
+        if self.failures:
+            lines += ["", "Failed phases (their rows are missing):", ""]
+            lines += [f"- {f}" for f in self.failures]
         return "\n".join(lines)
 
 
