@@ -43,8 +43,8 @@ schema: install  ## Rewrite schema.graphql from the code
 migrations: install  ## Write a migration for model changes
 	$(BIN)/tortoise makemigrations
 
-bench: install  ## Benchmarks (see BENCHMARKS.md)
-	$(BIN)/python -m bench.run
+bench: install  ## Usher against its floor on PostgreSQL at 10k/100k/1M (BENCHMARKS.md); BENCH_ARGS="--sizes 10k --rounds 1"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 GRAPHIQL_PACKAGES := graphiql@3.8.3 react@18.3.1 react-dom@18.3.1
 
