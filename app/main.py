@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,6 +120,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+            # What start-up built lives as long as the process: out of the collector's way,
+            # full collections stay short (they were 60-90 ms, the preview's p99).
+            gc.collect()
+            gc.freeze()
             if run_jobs:
                 from app.jobs.inline import InlineRunner
 

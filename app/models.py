@@ -302,7 +302,7 @@ class Event(Model):
 
     class Meta:
         table = "events"
-        indexes = (("created_at", "id"),)
+        indexes = (("created_at", "id"), ("invitation_id",))
 
 
 class WebhookEndpoint(Model):

@@ -17,6 +17,10 @@ class Migration(migrations.Migration):
             index=Index(fields=['group_id', 'status', 'created_at', 'id']),
         ),
         ops.AddIndex(
+            model_name='Event',
+            index=Index(fields=['invitation_id']),
+        ),
+        ops.AddIndex(
             model_name='InvitationEvent',
             index=Index(fields=['invitation_id', 'created_at']),
         ),
