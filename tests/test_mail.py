@@ -255,7 +255,9 @@ async def test_acceptance_notice_goes_to_the_inviter(
     gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
 ) -> None:
     _, inv_id = await invite(gql, make_group, group_name="Acme")
-    ben = await User.create(external_id="ben", email="ben@example.com", name="Ben <B>")
+    ben = await User.create(
+        external_id="ben", email="ben@example.com", email_verified=True, name="Ben <B>"
+    )
     await Invitation.filter(id=inv_id).update(
         status=InvitationStatus.ACCEPTED, accepted_by_id=ben.id, open_key=None
     )
@@ -288,6 +290,33 @@ async def test_no_acceptance_notice_to_an_unverified_address(
     assert mail_server.handler.messages == []
     stored = await OutboxMessage.get(id=notice.id)
     assert stored.last_error == "not sent: the inviter's email address is not verified"
+
+
+async def test_a_notice_shows_only_a_verified_address_and_goes_stale(
+    gql: GQL, make_group: MakeGroup, settings: Settings, mail_server: MailServer
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    _, inv_id = await invite(gql, make_group)
+    # The accepter's JWT claimed the CEO's address without verifying it.
+    poser = await User.create(external_id="poser", email="ceo@acme.test", name="The CEO")
+    await Invitation.filter(id=inv_id).update(
+        status=InvitationStatus.ACCEPTED, accepted_by_id=poser.id, open_key=None
+    )
+    notice = await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+    assert await deliver(job_ctx(settings), outbox_id=str(notice.id)) == "sent"
+    [mail] = await mail_server.handler.wait_for(1)
+    assert "ceo@acme.test" not in mail.as_string()
+    # A notice held for more than a day is news no longer.
+    stale = await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+    a_day_ago = datetime.now(UTC) - timedelta(days=1, minutes=1)
+    await OutboxMessage.filter(id=stale.id).update(created_at=a_day_ago)
+    assert await deliver(job_ctx(settings), outbox_id=str(stale.id)) == "skipped"
+    # Nor does a revoked link mail its inviter about accepts still waiting.
+    await Invitation.filter(id=inv_id).update(status=InvitationStatus.REVOKED)
+    late = await OutboxMessage.create(kind=MessageKind.ACCEPTED_NOTICE, invitation_id=inv_id)
+    assert await deliver(job_ctx(settings), outbox_id=str(late.id)) == "skipped"
+    assert len(mail_server.handler.messages) == 1
 
 
 async def test_every_kind_of_email_counts_against_the_mailbox(

@@ -42,6 +42,8 @@ log = logging.getLogger("usher.jobs")
 
 # Messages that carry the invitation link; the others (the notice) do not.
 LINK_KINDS = (MessageKind.INVITATION, MessageKind.RESEND, MessageKind.REMINDER)
+# An acceptance notice not sent within this long is dropped.
+NOTICE_LIFETIME = timedelta(days=1)
 # Messages whose fate is the invitation's `deliveryStatus`.
 STATUS_KINDS = (MessageKind.INVITATION, MessageKind.RESEND)
 
@@ -75,6 +77,12 @@ async def _skip_reason(message: OutboxMessage, invitation: Invitation, now: date
             return "the inviter has no email address"
         if not inviter.email_verified:
             return "the inviter's email address is not verified"
+        if invitation.status == InvitationStatus.REVOKED:
+            return "the invitation was revoked"
+        if message.created_at < now - NOTICE_LIFETIME:
+            # Held by the inviter's mailbox quota for a day: news no longer, and a link
+            # accepted by many must not mail its inviter for weeks.
+            return "older than a day"
     return None
 
 
@@ -110,7 +118,9 @@ async def compose(
     if message.kind == MessageKind.ACCEPTED_NOTICE:
         accepter = await _accepter(invitation)
         context["accepter_name"] = _display(accepter) or invitation.email or "Someone"
-        context["accepter_email"] = accepter.email if accepter else invitation.email
+        # An address the accepter's identity provider did not verify could be anyone's.
+        verified = accepter.email if accepter and accepter.email_verified else None
+        context["accepter_email"] = verified or (None if accepter else invitation.email)
     else:
         context["accept_url"] = invite_url(settings, invitation)
     recipient = _recipient(message, invitation) or ""

@@ -382,10 +382,10 @@ async def renew_invitation(
         extra = _cooled_down(settings, now)
         fields.update(_resend_changes(invitation, now))
     was = effective_status(invitation, now)
-    if resend or was == InvitationStatus.EXPIRED:
-        # A new email, or a reopened invitation: one more reminder before the new expiry.
-        # Pushing back a PENDING one keeps its reminder spent, so renewing in a loop
-        # does not mail the invitee.
+    if resend:
+        # A new email (within the resend cap): one more reminder before the new expiry.
+        # A renew without one keeps the reminder spent, so renewing in a loop (or letting
+        # a short expiry lapse and reopening, again and again) does not mail the invitee.
         fields["reminder_sent_at"] = None
     detail = {"expiresAt": expiry.isoformat(), "from": was.value}
     try:
