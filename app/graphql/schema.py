@@ -17,7 +17,7 @@ from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
-from app.graphql.limits import DocumentLimits, QueryTimeLimit, bound_validation
+from app.graphql.limits import DocumentCache, DocumentLimits, QueryTimeLimit, bound_validation
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
 
 
@@ -79,12 +79,14 @@ def _is_bad_variable(error: GraphQLError) -> bool:
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The GraphQL schema: documents over the limits are refused before they run, queries
     stop after the time limit, introspection follows the settings, and in production
-    unexpected errors are masked."""
+    unexpected errors are masked. Documents are parsed and validated once per text."""
     settings = settings or get_settings()
     bound_validation()
     max_cost, seconds = settings.max_query_cost, settings.query_timeout_seconds
+    # Shared by the requests to this schema, whose validation rules never change.
+    cache = DocumentCache()
     extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: DocumentLimits(max_cost=max_cost),
+        lambda: DocumentLimits(max_cost=max_cost, cache=cache),
         lambda: QueryTimeLimit(seconds=seconds),
     ]
     if not settings.introspection_enabled:
