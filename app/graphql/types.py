@@ -24,6 +24,7 @@ from app.services import groups as group_service
 from app.services import invitations as invitation_service
 from app.services.pages import Page, PageKey, Window
 from app.services.policies import can_manage_invitation
+from app.services.preview import Preview
 
 # The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
 strawberry.enum(InvitationStatus, description="Where an invitation is in its life.")
@@ -393,6 +394,17 @@ class InvitationPreview:
     inviter_name: str | None = strawberry.field(description="The inviter's name, if known.")
     expires_at: datetime = strawberry.field(description="When it expires.")
     target_type: TargetType = strawberry.field(description="By email or by link.")
+
+    @classmethod
+    def of(cls, found: Preview) -> InvitationPreview:
+        """The GraphQL view of a preview."""
+        return cls(
+            status=found.status,
+            group_name=found.group_name,
+            inviter_name=found.inviter_name,
+            expires_at=found.expires_at,
+            target_type=found.target_type,
+        )
 
 
 @strawberry.type(description="The signed-in user and where they belong.")
