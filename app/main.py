@@ -23,6 +23,7 @@ from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
+from app.services.auth import KnownUsers
 
 
 class UsherGraphQL(GraphQL[Context, None]):
@@ -37,9 +38,10 @@ class UsherGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
         )
         self.settings = settings
+        self.users = KnownUsers()
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        return await build_context(self.settings, request)
+        return await build_context(self.settings, request, self.users)
 
     def parse_json(self, data: str | bytes) -> Any:
         """A JSON object (the body, or `variables` in a query string), else HTTP 400."""
