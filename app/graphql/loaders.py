@@ -95,3 +95,11 @@ class Loaders:
     def __post_init__(self) -> None:
         # Shares what it reads with the policies' checks, through the principal.
         self.viewer_role = Loader(load_fn=partial(policies.roles_in, self.principal))
+
+    async def role_in(self, group_id: UUID) -> str | None:
+        """The caller's role in a group: as this request already knows it, else loaded in
+        a batch (asked for every invitation of a page, usually of one group)."""
+        roles = self.principal.roles
+        if group_id in roles:
+            return roles[group_id]
+        return await self.viewer_role.load(group_id)
