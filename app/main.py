@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app.config import Settings, get_settings, tortoise_config
@@ -97,6 +98,27 @@ class _BodyTooLarge(Exception):
     pass
 
 
+async def keep_session(connection: object) -> None:
+    """What a connection going back to asyncpg's pool needs besides asyncpg's own clean-up.
+
+    asyncpg always rolls back a transaction left open and drops the connection's
+    listeners; by default it then sends `SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`, a round trip after every statement, since Tortoise takes a
+    connection from the pool for each. Usher leaves nothing for it to undo: no advisory
+    locks, cursors, LISTEN or SET outside a transaction.
+    """
+
+
+def database_config(database_url: str) -> dict[str, Any]:
+    """Tortoise's configuration for the server: on PostgreSQL, with `keep_session`."""
+    config = tortoise_config(database_url)
+    connection = expand_db_url(database_url)
+    if connection["engine"] == "tortoise.backends.asyncpg":
+        connection["credentials"]["reset"] = keep_session
+        config["connections"]["default"] = connection
+    return config
+
+
 async def health(_: Request) -> Response:
     """Liveness probe."""
     return JSONResponse({"status": "ok"})
@@ -120,7 +142,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+        async with RegisterTortoise(app, config=database_config(settings.database_url)):
             if run_jobs:
                 from app.jobs.inline import InlineRunner
 
