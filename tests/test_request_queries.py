@@ -178,3 +178,17 @@ def test_known_users_are_bounded() -> None:
         users[claims] = object()
         known.add(claims, users[claims])  # type: ignore[arg-type]
     assert [known.get(c) is users[c] for c in users] == [False, True, True]
+
+
+async def test_one_groups_page_reads_the_page_alone(
+    gql: GQL, api_key: str, make_group, queries: QueryLog
+) -> None:
+    # With an index on (group_id, created_at, id) the database reads only the page, where
+    # ranking every row of the group first read all of them.
+    await make_group(api_key)
+    await invite_many(gql, api_key, [f"p{i}@example.com" for i in range(3)])
+    queries.statements.clear()
+    data = await gql(PAGE, {"first": 2}, auth=api_key)
+    assert data["invitationsByGroup"]["pageInfo"]["hasNextPage"] is True
+    [page] = [s for s in _on(queries, "invitations") if s.startswith("SELECT *")]
+    assert "ROW_NUMBER" not in page and "LIMIT" in page

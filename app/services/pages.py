@@ -2,7 +2,8 @@
 
 A connection nested under a list (each group's members, each group's invitations) asks
 for one page per parent. `pages_by_parent` answers all of them with one statement: the
-rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size.
+rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size;
+a single parent's page is a plain `ORDER BY … LIMIT`.
 Both SQLite (3.25+) and PostgreSQL have window functions. Counts are a separate, grouped
 statement, run only when a client asks for `totalCount`.
 """
@@ -140,11 +141,19 @@ async def pages_by_parent(
         at = db_value(model, stamp, moment)
         params += [at, at, db_value(model, "id", pk)]
     table = model._meta.db_table
-    sql = (
-        f'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "{parent}" '
-        f'ORDER BY "{stamp}" DESC, "id" DESC) AS usher_rank FROM "{table}" WHERE {condition}) '
-        f'AS ranked WHERE usher_rank <= ? ORDER BY "{parent}", "{stamp}" DESC, "id" DESC'
-    )
+    if len(parent_ids) == 1:
+        # One parent (a top-level list): a plain ORDER BY … LIMIT, which an index on
+        # (parent, stamp, id) answers by reading the page alone. The ranked form reads
+        # every row of the parent first: 0.7 s for a group of 100,000 invitations.
+        sql = (
+            f'SELECT * FROM "{table}" WHERE {condition} ORDER BY "{stamp}" DESC, "id" DESC LIMIT ?'
+        )
+    else:
+        sql = (
+            f'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "{parent}" '
+            f'ORDER BY "{stamp}" DESC, "id" DESC) AS usher_rank FROM "{table}" WHERE {condition}) '
+            f'AS ranked WHERE usher_rank <= ? ORDER BY "{parent}", "{stamp}" DESC, "id" DESC'
+        )
     params.append(window.first + 1)
     db = model._meta.db
     rows: list[M] = await db.executor_class(model=model, db=db).execute_select(
