@@ -58,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        loop=args.loop,
+        http=args.http,
         log_level="info",
         log_config=uvicorn_log_config(get_settings().effective_log_format),
     )
@@ -155,6 +157,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    # uvicorn's `auto` takes uvloop and httptools, installed with Usher where they build.
+    serve.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop"
+    )
+    serve.add_argument(
+        "--http", choices=["auto", "h11", "httptools"], default="auto", help="HTTP parser"
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run the arq worker on REDIS_URL").set_defaults(func=cmd_worker)

@@ -18,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.contrib.starlette import RegisterTortoise
 
 from app import graphiql, ops
@@ -25,6 +26,7 @@ from app.config import Settings, get_settings, tortoise_config
 from app.graphql.context import Context, build_context
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
+from app.services.auth import KnownUsers
 
 
 class UsherGraphQL(GraphQL[Context, None]):
@@ -39,13 +41,14 @@ class UsherGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
         )
         self.settings = settings
+        self.users = KnownUsers()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Usher's own GraphiQL page, with files it serves itself."""
         return graphiql.page()
 
     async def get_context(self, request: Request, response: Response) -> Context:  # type: ignore[override]
-        return await build_context(self.settings, request)
+        return await build_context(self.settings, request, self.users)
 
     def parse_json(self, data: str | bytes) -> Any:
         """A JSON object (the body, or `variables` in a query string), else HTTP 400."""
@@ -101,6 +104,27 @@ class _BodyTooLarge(Exception):
     pass
 
 
+async def keep_session(connection: object) -> None:
+    """What a connection going back to asyncpg's pool needs besides asyncpg's own clean-up.
+
+    asyncpg always rolls back a transaction left open and drops the connection's
+    listeners; by default it then sends `SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`, a round trip after every statement, since Tortoise takes a
+    connection from the pool for each. Usher leaves nothing for it to undo: no advisory
+    locks, cursors, LISTEN or SET outside a transaction.
+    """
+
+
+def database_config(database_url: str) -> dict[str, Any]:
+    """Tortoise's configuration for the server: on PostgreSQL, with `keep_session`."""
+    config = tortoise_config(database_url)
+    connection = expand_db_url(database_url)
+    if connection["engine"] == "tortoise.backends.asyncpg":
+        connection["credentials"]["reset"] = keep_session
+        config["connections"]["default"] = connection
+    return config
+
+
 async def accept_page(request: Request) -> Response:
     """Where USHER_ACCEPT_URL points by default: a note, since GET never changes anything."""
     return PlainTextResponse(
@@ -119,7 +143,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+        async with RegisterTortoise(app, config=database_config(settings.database_url)):
             # What start-up built lives as long as the process: out of the collector's way,
             # full collections stay short (they were 60-90 ms, the preview's p99).
             gc.collect()

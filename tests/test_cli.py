@@ -135,3 +135,13 @@ def test_worker_without_redis_says_why() -> None:
     )
     assert result.returncode != 0
     assert "REDIS_URL is not set" in result.stderr
+
+
+def test_serve_chooses_its_event_loop_and_http_parser() -> None:
+    from app.cli import parser
+
+    default = parser().parse_args(["serve"])
+    # uvicorn's auto: uvloop and httptools when installed (they are, with Usher).
+    assert (default.loop, default.http) == ("auto", "auto")
+    chosen = parser().parse_args(["serve", "--loop", "asyncio", "--http", "h11"])
+    assert (chosen.loop, chosen.http) == ("asyncio", "h11")

@@ -331,7 +331,7 @@ async def test_unexpected_errors_are_logged_without_secrets(
     async def broken(settings: Settings, given: str) -> None:
         raise RuntimeError(f"cannot read {given} for {api_key}")
 
-    monkeypatch.setattr("app.services.invitations.by_token", broken)
+    monkeypatch.setattr("app.services.preview.preview", broken)
     query = "query($t: String!) { invitationByToken(token: $t) { status } }"
     body = await _post(production, query, {"t": token}, auth=api_key)
     assert body["errors"][0]["message"] == "Unexpected error."

@@ -10,7 +10,7 @@ from strawberry.types import Info as StrawberryInfo
 from app.config import Settings
 from app.graphql.errors import unauthenticated
 from app.graphql.loaders import Loaders
-from app.services.auth import InvalidCredential, Principal, authenticate, sync_user
+from app.services.auth import InvalidCredential, KnownUsers, Principal, authenticate, sync_user
 
 
 @dataclass
@@ -36,17 +36,24 @@ class Context:
             raise unauthenticated(self.auth_error)
         return self.principal
 
+    def forget_roles(self) -> None:
+        """Read the caller's roles afresh: before each root field of a mutation, since
+        the one before may have changed them (an accept, a new group)."""
+        self.principal.forget_roles()
+        self.loaders.viewer_role.clear_all()
+
 
 Info = StrawberryInfo[Context, None]
 
 
-async def build_context(settings: Settings, request: Request) -> Context:
-    """Authenticate the request and make its loaders."""
+async def build_context(
+    settings: Settings, request: Request, users: KnownUsers | None = None
+) -> Context:
+    """Authenticate the request and make its loaders; `users` remembers synced users."""
     try:
         principal = await authenticate(settings, request.headers.get("authorization"))
     except InvalidCredential as exc:
         return Context(settings=settings, principal=Principal(), auth_error=str(exc))
     if principal.claims is not None:
-        principal.user = await sync_user(principal.claims)
-    viewer_id = principal.user.id if principal.user else None
-    return Context(settings=settings, principal=principal, loaders=Loaders(viewer_id=viewer_id))
+        principal.user = await sync_user(principal.claims, users)
+    return Context(settings=settings, principal=principal, loaders=Loaders(principal=principal))

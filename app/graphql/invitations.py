@@ -31,7 +31,7 @@ from app.graphql.types import (
     invitation_connection,
 )
 from app.models import TargetType
-from app.services import autojoin
+from app.services import autojoin, preview
 from app.services import invitations as service
 from app.services.pages import Window
 
@@ -112,23 +112,8 @@ class InvitationQuery:
         token: Annotated[str, strawberry.argument(description="The token from the link.")],
     ) -> InvitationPreview | None:
         info.context.public()
-        m = await service.by_token(info.context.settings, token)
-        if m is None:
-            return None
-        group = await info.context.loaders.group.load(m.group_id)  # type: ignore[attr-defined]
-        inviter = (
-            await info.context.loaders.user.load(m.inviter_id)  # type: ignore[attr-defined]
-            if m.inviter_id  # type: ignore[attr-defined]
-            else None
-        )
-        assert group is not None
-        return InvitationPreview(
-            status=service.effective_status(m),
-            group_name=group.name,
-            inviter_name=inviter.name if inviter else None,
-            expires_at=m.expires_at,
-            target_type=m.target_type,
-        )
+        found = await preview.preview(info.context.settings, token)
+        return InvitationPreview.of(found) if found else None
 
     @strawberry.field(
         description="Open invitations for an email address, and the groups its domain may "

@@ -25,13 +25,19 @@ below what the resolvers may return:
   the table complete;
 - introspection's lists, answered from memory, by INTROSPECTION_LIST_ESTIMATE;
 - the selections of a field add up, fragments included, branches on different types too.
+
+Clients send the same few documents over and over, so a document is parsed, measured and
+validated once and then found by its text (`DocumentCache`), every limit still in force:
+what a cached document was refused for it is refused for again, each time, and a cost
+that depends on the variables (`first: $n`) is measured again with each request's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -68,8 +74,10 @@ from graphql import (
     is_list_type,
     parse,
 )
+from graphql.validation import ASTValidationRule
 from graphql.validation.rules import overlapping_fields_can_be_merged
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType as ExecutedOperationType
 
 from app.graphql.errors import PublicError
@@ -179,6 +187,16 @@ OVERLAP_BUDGET = 50_000
 
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 
+# Parsed documents kept by their text (least recently used dropped first): at most
+# CACHED_DOCUMENTS of them, of CACHED_TEXT_CHARS characters each and CACHED_TEXT_TOTAL
+# together. A client sends a few dozen distinct documents of a few kilobytes (GraphiQL's
+# introspection query is 2 KB); a longer one, or one with its values written inline, is
+# parsed and validated each time, as before. The densest text parses to about 300 bytes
+# a character, so whatever clients send the cache holds under 40 MB.
+CACHED_DOCUMENTS = 512
+CACHED_TEXT_CHARS = 8 * 1024
+CACHED_TEXT_TOTAL = 128 * 1024
+
 log = logging.getLogger("usher.graphql")
 
 
@@ -247,6 +265,9 @@ class Measurement:
     mutation_fields: int = 0
     # Selections and definitions walked: the checker's own work, linear in the document.
     visited: int = 0
+    # True if a variable's value (a `first: $n`) went into the cost, so another request
+    # with the same document must be measured again.
+    depends_on_variables: bool = False
 
 
 @lru_cache(maxsize=8)
@@ -402,6 +423,7 @@ class _Meter:
         if isinstance(written, IntValueNode):
             value = _int(written)
         elif isinstance(written, VariableNode):
+            self.result.depends_on_variables = True
             name = written.name.value
             value = self.variables.get(name, self.defaults.get(name, value))
         elif written is not None:
@@ -512,11 +534,78 @@ def check(measurement: Measurement, max_cost: int) -> None:
         )
 
 
-class DocumentLimits(SchemaExtension):
-    """Parses with the token budget and refuses documents over the limits, before validation."""
+@dataclass
+class KnownDocument:
+    """A document parsed once, and what was found about it that no request changes."""
 
-    def __init__(self, *, max_cost: int) -> None:
+    document: DocumentNode
+    # Measurements of its operations (by the operation name asked for) whose cost no
+    # variable decides.
+    measurements: dict[str | None, Measurement] = field(default_factory=dict)
+    # graphql-core's findings, with the rules they were found by.
+    rules: Sequence[type[ASTValidationRule]] = ()
+    errors: list[GraphQLError] | None = None
+
+    def names(self, operation_name: str | None) -> bool:
+        """True if `operation_name` is None or names one of the document's operations."""
+        return operation_name is None or any(
+            isinstance(d, OperationDefinitionNode) and d.name and d.name.value == operation_name
+            for d in self.document.definitions
+        )
+
+
+class DocumentCache:
+    """Documents by their text, least recently used dropped first (one per schema).
+
+    Only what a request cannot change is kept: the parsed document, the measure of an
+    operation whose cost depends on no variable, and validation's findings. The limits
+    are checked against the kept measure on every request, so a refused document stays
+    refused.
+    """
+
+    def __init__(
+        self,
+        size: int = CACHED_DOCUMENTS,
+        max_chars: int = CACHED_TEXT_CHARS,
+        total_chars: int = CACHED_TEXT_TOTAL,
+    ) -> None:
+        self.size = size
+        self.max_chars = max_chars
+        self.total_chars = total_chars
+        self._known: OrderedDict[str, KnownDocument] = OrderedDict()
+        self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def parse(self, query: str) -> DocumentNode:
+        """The document of `query`, parsed with the budgets the first time it is seen."""
+        known = self._known.get(query)
+        if known is not None:
+            self._known.move_to_end(query)
+            return known.document
+        document = parse_document(query)
+        if len(query) <= min(self.max_chars, self.total_chars) and self.size > 0:
+            self._known[query] = KnownDocument(document)
+            self._chars += len(query)
+            while len(self._known) > self.size or self._chars > self.total_chars:
+                dropped, _ = self._known.popitem(last=False)
+                self._chars -= len(dropped)
+        return document
+
+    def known(self, query: str | None, document: DocumentNode) -> KnownDocument | None:
+        """What is kept about `document`, if it is the one parsed from `query`."""
+        known = self._known.get(query) if query else None
+        return known if known is not None and known.document is document else None
+
+
+class DocumentLimits(SchemaExtension):
+    """Parses with the token budget, refuses documents over the limits before validation,
+    then validates; all three through the schema's DocumentCache."""
+
+    def __init__(self, *, max_cost: int, cache: DocumentCache | None = None) -> None:
         self.max_cost = max_cost
+        self.cache = cache if cache is not None else DocumentCache(size=0)
 
     def on_parse(self) -> Iterator[None]:
         """Parse here, so the parser stops at the token budget.
@@ -526,25 +615,52 @@ class DocumentLimits(SchemaExtension):
         """
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            context.graphql_document = parse_document(context.query)
+            context.graphql_document = self.cache.parse(context.query)
         yield
 
     def on_validate(self) -> Iterator[None]:
-        """Measure first: a refused document is never validated or executed."""
+        """Measure first: a refused document is never validated or executed.
+
+        A document that passes is validated here, once per text and set of rules;
+        strawberry then skips its own validation, as it does after its ValidationCache.
+        """
         context = self.execution_context
-        if context.graphql_document is not None and context.pre_execution_errors is None:
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            known = self.cache.known(context.query, document)
             try:
-                measurement = measure(
-                    context.graphql_document,
-                    # strawberry's handle on graphql-core's schema, as its own extensions use.
-                    context.schema._schema,
-                    operation_name=context.operation_name,
-                    variables=context.variables,
-                )
-                check(measurement, self.max_cost)
+                check(self._measure(document, known), self.max_cost)
             except GraphQLError as error:
                 context.pre_execution_errors = [error]
+            else:
+                context.pre_execution_errors = self._validate(document, known)
         yield
+
+    def _measure(self, document: DocumentNode, known: KnownDocument | None) -> Measurement:
+        context = self.execution_context
+        name = context.operation_name
+        if known is not None and name in known.measurements:
+            return known.measurements[name]
+        measurement = measure(
+            document,
+            # strawberry's handle on graphql-core's schema, as its own extensions use.
+            context.schema._schema,
+            operation_name=name,
+            variables=context.variables,
+        )
+        if known is not None and not measurement.depends_on_variables and known.names(name):
+            known.measurements[name] = measurement
+        return measurement
+
+    def _validate(self, document: DocumentNode, known: KnownDocument | None) -> list[GraphQLError]:
+        context = self.execution_context
+        rules = context.validation_rules
+        if known is not None and known.errors is not None and known.rules == rules:
+            return list(known.errors)
+        errors = validate_document(context.schema._schema, document, rules)
+        if known is not None:
+            known.rules, known.errors = rules, errors
+        return list(errors)
 
 
 class QueryTimeLimit(SchemaExtension):

@@ -20,7 +20,7 @@ from strawberry.dataloader import DataLoader
 from app.graphql.limits import LIST_MAXIMUMS
 from app.models import AutojoinDomain, Group, Invitation, InvitationEvent, Membership, User
 from app.services import autojoin, groups, invitations, policies, webhooks
-from app.services.auth import users_by_id
+from app.services.auth import Principal, users_by_id
 from app.services.pages import CountKey, Page, PageKey
 
 MEMBERSHIPS_SHOWN = LIST_MAXIMUMS["Viewer.memberships"]
@@ -60,7 +60,7 @@ async def recent_events(invitation_ids: Sequence[UUID]) -> list[list[InvitationE
 class Loaders:
     """The loaders of one request."""
 
-    viewer_id: UUID | None = None
+    principal: Principal = field(default_factory=Principal)
     group: DataLoader[UUID, Group | None] = field(
         default_factory=lambda: Loader(load_fn=groups.groups_by_id)
     )
@@ -93,4 +93,13 @@ class Loaders:
     viewer_role: DataLoader[UUID, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.viewer_role = Loader(load_fn=partial(policies.roles_of, self.viewer_id))
+        # Shares what it reads with the policies' checks, through the principal.
+        self.viewer_role = Loader(load_fn=partial(policies.roles_in, self.principal))
+
+    async def role_in(self, group_id: UUID) -> str | None:
+        """The caller's role in a group: as this request already knows it, else loaded in
+        a batch (asked for every invitation of a page, usually of one group)."""
+        roles = self.principal.roles
+        if group_id in roles:
+            return roles[group_id]
+        return await self.viewer_role.load(group_id)

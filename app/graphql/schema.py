@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule, VariableDefinitionNode
-from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    FieldExtension,
+    MaskErrors,
+    SchemaExtension,
+)
 
 from app.config import Settings, get_settings
 from app.graphql.accept import AcceptMutation
@@ -17,7 +23,7 @@ from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
-from app.graphql.limits import DocumentLimits, QueryTimeLimit, bound_validation
+from app.graphql.limits import DocumentCache, DocumentLimits, QueryTimeLimit, bound_validation
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.ops import RequestMetrics
 
@@ -39,12 +45,30 @@ class Mutation(
     pass
 
 
+class FreshRoles(FieldExtension):
+    """Each root field of a mutation reads the caller's roles as they are when it starts.
+
+    A request reads the caller's role in a group once (`Principal.roles` and the
+    `viewer_role` loader); the root fields of a mutation run one after another, and one
+    may change what the next finds (an accepted invitation, a new group).
+    """
+
+    async def resolve_async(
+        self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any
+    ) -> Any:
+        info.context.forget_roles()
+        return await next_(source, info, **kwargs)
+
+
 # Every root field turns a service's DomainError into payload errors or a top-level
 # error in one place (nested fields that can fail declare the extension themselves).
 for _root in (Query, Mutation):
     for _field in _root.__strawberry_definition__.fields:  # type: ignore[union-attr]
         if _field.is_async:
             _field.extensions.append(DomainErrors())
+for _field in Mutation.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+    if _field.is_async:
+        _field.extensions.insert(0, FreshRoles())
 
 log = logging.getLogger("usher.graphql")
 
@@ -80,13 +104,15 @@ def _is_bad_variable(error: GraphQLError) -> bool:
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The GraphQL schema: documents over the limits are refused before they run, queries
     stop after the time limit, introspection follows the settings, and in production
-    unexpected errors are masked."""
+    unexpected errors are masked. Documents are parsed and validated once per text."""
     settings = settings or get_settings()
     bound_validation()
     max_cost, seconds = settings.max_query_cost, settings.query_timeout_seconds
+    # Shared by the requests to this schema, whose validation rules never change.
+    cache = DocumentCache()
     extensions: list[Callable[[], SchemaExtension]] = [
         RequestMetrics,
-        lambda: DocumentLimits(max_cost=max_cost),
+        lambda: DocumentLimits(max_cost=max_cost, cache=cache),
         lambda: QueryTimeLimit(seconds=seconds),
     ]
     if not settings.introspection_enabled:

@@ -24,6 +24,7 @@ from app.services import groups as group_service
 from app.services import invitations as invitation_service
 from app.services.pages import Page, PageKey, Window
 from app.services.policies import can_manage_invitation
+from app.services.preview import Preview
 
 # The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
 strawberry.enum(InvitationStatus, description="Where an invitation is in its life.")
@@ -205,7 +206,7 @@ class Group:
             info.context.principal,
             self.model.id,
             domains=loaders.autojoin_domains.load,
-            role_in=loaders.viewer_role.load,
+            role_in=loaders.role_in,
             verified_only=verified_only,
         )
 
@@ -214,12 +215,12 @@ class Group:
     )
     async def autojoin_role(self, info: Info) -> str | None:
         return await autojoin.visible_role(
-            info.context.principal, self.model, role_in=info.context.loaders.viewer_role.load
+            info.context.principal, self.model, role_in=info.context.loaders.role_in
         )
 
     @strawberry.field(description="The signed-in user's role in this group, if a member.")
     async def viewer_role(self, info: Info) -> str | None:
-        return await info.context.loaders.viewer_role.load(self.model.id)
+        return await info.context.loaders.role_in(self.model.id)
 
     @strawberry.field(
         description="The group's members, newest first; empty unless the caller is a member "
@@ -235,7 +236,7 @@ class Group:
             info.context.principal,
             key,
             pages=loaders.member_page.load,
-            role_in=loaders.viewer_role.load,
+            role_in=loaders.role_in,
         )
         return connection_of(page, Membership.of, partial(loaders.member_count.load, key.count_key))
 
@@ -258,7 +259,7 @@ class Group:
             ctx.principal,
             key,
             pages=ctx.loaders.invitation_page.load,
-            role_in=ctx.loaders.viewer_role.load,
+            role_in=ctx.loaders.role_in,
         )
         return invitation_connection(ctx, key, page)
 
@@ -310,6 +311,10 @@ class Invitation:
     last_sent_at: datetime | None = strawberry.field(description="When it was last sent.")
     max_uses: int | None = strawberry.field(description="For links: how many may accept.")
     use_count: int = strawberry.field(description="How many have accepted.")
+    # Read when the view is made, so it is a plain field (a resolver costs more per item).
+    status: InvitationStatus = strawberry.field(
+        description="The status now: EXPIRED as soon as `expiresAt` has passed."
+    )
 
     @classmethod
     def of(cls, m: models.Invitation) -> Invitation:
@@ -335,11 +340,8 @@ class Invitation:
             last_sent_at=m.last_sent_at,
             max_uses=m.max_uses,
             use_count=m.use_count,
+            status=invitation_service.effective_status(m),
         )
-
-    @strawberry.field(description="The status now: EXPIRED as soon as `expiresAt` has passed.")
-    def status(self) -> InvitationStatus:
-        return invitation_service.effective_status(self.model)
 
     @strawberry.field(description="The group it invites into.")
     async def group(self, info: Info) -> Group:
@@ -356,7 +358,7 @@ class Invitation:
     async def _managed_by_caller(self, info: Info) -> bool:
         ctx = info.context
         return await can_manage_invitation(
-            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.viewer_role.load
+            ctx.settings, ctx.principal, self.model, role_in=ctx.loaders.role_in
         )
 
     @strawberry.field(description="The link that opens it; only for those who may manage it.")
@@ -393,6 +395,17 @@ class InvitationPreview:
     inviter_name: str | None = strawberry.field(description="The inviter's name, if known.")
     expires_at: datetime = strawberry.field(description="When it expires.")
     target_type: TargetType = strawberry.field(description="By email or by link.")
+
+    @classmethod
+    def of(cls, found: Preview) -> InvitationPreview:
+        """The GraphQL view of a preview."""
+        return cls(
+            status=found.status,
+            group_name=found.group_name,
+            inviter_name=found.inviter_name,
+            expires_at=found.expires_at,
+            target_type=found.target_type,
+        )
 
 
 @strawberry.type(description="The signed-in user and where they belong.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -24,6 +26,12 @@ API_KEY_PREFIX = "usk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The columns of `users` the claims are stored in.
 _CLAIM_LENGTHS = {"sub": 255, "email": 320, "name": 255}
+# How long a process trusts that a user's row still holds the claims it last wrote or
+# read: a signed-in client makes many requests a minute with one JWT, and each would
+# otherwise read the row again. Users are never deleted, and new claims (another name,
+# a verified email) are never served from the cache: they are written at once.
+KNOWN_USER_SECONDS = 30.0
+KNOWN_USERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,9 @@ class Principal:
     api_key: ApiKey | None = None
     claims: Claims | None = None
     user: User | None = None
+    # The user's role in each group looked up so far (None: not a member), so the
+    # policies read a membership once however many checks ask; see `forget_roles`.
+    roles: dict[UUID, str | None] = field(default_factory=dict)
 
     @property
     def is_api_key(self) -> bool:
@@ -60,6 +71,10 @@ class Principal:
         if self.claims and self.claims.email and self.claims.email_verified:
             return self.claims.email.lower()
         return None
+
+    def forget_roles(self) -> None:
+        """Read roles afresh from now on: after a change that may have touched them."""
+        self.roles.clear()
 
 
 class InvalidCredential(Exception):
@@ -189,13 +204,51 @@ async def users_by_id(ids: Sequence[UUID]) -> list[User | None]:
     return [rows.get(i) for i in ids]
 
 
-async def sync_user(claims: Claims) -> User:
-    """The user row for these claims, created on first sight and kept up to date."""
+class KnownUsers:
+    """Users by the claims last synced, for KNOWN_USER_SECONDS (one per process).
+
+    A request whose claims were synced a moment ago costs no statement; other claims,
+    or the same after the time is up, are synced again.
+    """
+
+    def __init__(self, seconds: float = KNOWN_USER_SECONDS, size: int = KNOWN_USERS) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._users: OrderedDict[Claims, tuple[float, User]] = OrderedDict()
+
+    def get(self, claims: Claims) -> User | None:
+        """The user synced with exactly these claims lately, else None."""
+        known = self._users.get(claims)
+        if known is None:
+            return None
+        if time.monotonic() - known[0] >= self.seconds:
+            del self._users[claims]
+            return None
+        return known[1]
+
+    def add(self, claims: Claims, user: User) -> None:
+        """Remember that `user`'s row holds `claims` now."""
+        self._users[claims] = (time.monotonic(), user)
+        self._users.move_to_end(claims)
+        while len(self._users) > self.size:
+            self._users.popitem(last=False)
+
+
+async def sync_user(claims: Claims, known: KnownUsers | None = None) -> User:
+    """The user row for these claims, created on first sight and kept up to date.
+
+    One read when the row already holds the claims, none when `known` synced them
+    lately; a write only for a new user or changed claims.
+    """
+    if known is not None and (user := known.get(claims)) is not None:
+        return user
     seen = {"email": claims.email, "email_verified": claims.email_verified, "name": claims.name}
     user, created = await User.get_or_create(external_id=claims.sub, defaults=seen)
     if not created and any(getattr(user, k) != v for k, v in seen.items()):
         user.update_from_dict(seen)
         await user.save(update_fields=list(seen))
+    if known is not None:
+        known.add(claims, user)
     return user
 
 

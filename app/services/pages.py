@@ -2,7 +2,8 @@
 
 A connection nested under a list (each group's members, each group's invitations) asks
 for one page per parent. `pages_by_parent` answers all of them with one statement: the
-rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size.
+rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size;
+a single parent's page is a plain `ORDER BY … LIMIT`.
 Both SQLite (3.25+) and PostgreSQL have window functions. Counts are a separate, grouped
 statement, run only when a client asks for `totalCount`.
 """

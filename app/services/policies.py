@@ -14,21 +14,31 @@ from app.services.errors import DomainError, ErrorCode
 RoleLookup = Callable[[UUID], Awaitable[str | None]]
 
 
-async def viewer_role(principal: Principal, group_id: object) -> str | None:
-    """The calling user's role in the group, or None."""
+async def viewer_role(principal: Principal, group_id: UUID) -> str | None:
+    """The calling user's role in the group, or None; read once per request.
+
+    Kept on the principal (`Principal.roles`), so that finding the group, checking the
+    grant and showing `inviteUrl` on every invitation of a page read one membership.
+    """
     if principal.user is None:
         return None
-    membership = await Membership.get_or_none(user_id=principal.user.id, group_id=group_id)
-    return membership.role if membership else None
+    if group_id not in principal.roles:
+        membership = await Membership.get_or_none(user_id=principal.user.id, group_id=group_id)
+        principal.roles[group_id] = membership.role if membership else None
+    return principal.roles[group_id]
 
 
-async def roles_of(user_id: UUID | None, group_ids: Sequence[UUID]) -> list[str | None]:
-    """A user's role in each of the groups (None where not a member), in one query."""
-    if user_id is None:
+async def roles_in(principal: Principal, group_ids: Sequence[UUID]) -> list[str | None]:
+    """The calling user's role in each of the groups (None where not a member): the
+    ones not yet known to this request in one query (for a DataLoader)."""
+    if principal.user is None:
         return [None] * len(group_ids)
-    rows = await Membership.filter(user_id=user_id, group_id__in=list(group_ids))
-    roles = {m.group_id: m.role for m in rows}  # type: ignore[attr-defined]
-    return [roles.get(i) for i in group_ids]
+    unknown = [i for i in dict.fromkeys(group_ids) if i not in principal.roles]
+    if unknown:
+        rows = await Membership.filter(user_id=principal.user.id, group_id__in=unknown)
+        found = {m.group_id: m.role for m in rows}  # type: ignore[attr-defined]
+        principal.roles.update({i: found.get(i) for i in unknown})
+    return [principal.roles[i] for i in group_ids]
 
 
 def _lookup(principal: Principal, role_in: RoleLookup | None) -> RoleLookup:
