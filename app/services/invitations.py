@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,7 +25,7 @@ from app.models import (
     MessageKind,
     TargetType,
 )
-from app.services import changes, events, quotas
+from app.services import changes, events, quotas, sql
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
@@ -349,7 +349,7 @@ async def _invite_one(
         delivery = DeliveryStatus.QUEUED if send_email else DeliveryStatus.DISABLED
     try:
         async with events.transaction():
-            await expire_overdue(group_id=group.id, open_key=key, now=now)
+            await expire_overdue(now=now, group_id=group.id, open_keys=[key])
             await quotas.take_open_slot(settings, group.id)
             await quotas.take_invitation(settings, principal, group.id)
             invitation = await create_invitation(
@@ -381,29 +381,35 @@ async def _invite_one(
     return invitation
 
 
-async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: Any) -> int:
+async def expire_overdue(
+    *,
+    now: datetime,
+    limit: int | None = None,
+    invitation_id: UUID | None = None,
+    group_id: UUID | None = None,
+    open_keys: Sequence[str] | None = None,
+) -> int:
     """Make stored state catch up with the clock: PENDING past `expiresAt` becomes EXPIRED.
 
-    Set-based; records an `expired` event per row it flipped. Returns how many it flipped.
+    All overdue invitations, or those of one id, or of some addresses in one group; at
+    most `limit` (a batch of the sweep). Set-based, one statement on PostgreSQL
+    (`changes.expire`); records an `expired` event per row it flipped. Returns how many
+    it flipped.
     """
-    overdue = Invitation.filter(status=InvitationStatus.PENDING, expires_at__lte=now, **filters)
-    if limit is not None:
-        overdue = overdue.limit(limit)
-    ids = await overdue.values_list("id", flat=True)
-    if not ids:
-        return 0
-    # The status and expiry are checked again by the UPDATE itself, so a renew that
-    # slipped in between is not overwritten.
-    async with events.transaction():
-        flipped = await Invitation.filter(
-            id__in=ids, status=InvitationStatus.PENDING, expires_at__lte=now
-        ).update(status=InvitationStatus.EXPIRED, open_key=None)
-        if flipped:
-            still = await Invitation.filter(
-                id__in=ids, status=InvitationStatus.EXPIRED
-            ).values_list("id", flat=True)
-            await changes.record_expired(cast(list[UUID], still))
-    return int(flipped)
+    where: list[str] = []
+    params: list[Any] = []
+    if invitation_id is not None:
+        where.append('"id" = ?')
+        params.append(sql.param(Invitation, "id", invitation_id))
+    if group_id is not None:
+        where.append('"group_id" = ?')
+        params.append(sql.param(Invitation, "group_id", group_id))
+    if open_keys is not None:
+        if not open_keys:
+            return 0
+        where.append(f'"open_key" IN ({sql.marks(len(open_keys))})')
+        params += list(open_keys)
+    return await changes.expire(" AND ".join(where), params, now=now, limit=limit)
 
 
 async def events_of(invitation_ids: Sequence[UUID]) -> list[list[InvitationEvent]]:
