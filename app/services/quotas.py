@@ -3,8 +3,10 @@
 Each quota counts uses per subject in a sliding window (an hour, a day): invitations made by
 one user, invitations made in one group, emails to one mailbox. They are held
 where every process sees them: in Redis when `REDIS_URL` is set (the `limits` package),
-else in the database, where one conditional UPDATE takes what is left so two processes
-never both take the last use. Open invitations per group is a count of rows, not a rate.
+else in the database, where a conditional UPDATE (or, for a batch, an UPDATE of counters
+locked and read in the same transaction) takes what is left, so two processes never both
+take the last use. A batch (`invite` of 100) is counted at once: its first k go through,
+the rest are refused. Open invitations per group is a count of rows, not a rate.
 """
 
 from __future__ import annotations
