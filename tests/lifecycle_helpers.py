@@ -91,7 +91,7 @@ async def overdue(invitation_id: str, *, flip: bool = False) -> None:
     past = datetime.now(UTC) - timedelta(minutes=5)
     await Invitation.filter(id=UUID(invitation_id)).update(expires_at=past)
     if flip:
-        assert await expire_overdue(now=datetime.now(UTC), id=UUID(invitation_id)) == 1
+        assert await expire_overdue(now=datetime.now(UTC), invitation_id=UUID(invitation_id)) == 1
 
 
 async def stored(invitation_id: str) -> Invitation:

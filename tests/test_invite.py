@@ -1,8 +1,24 @@
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.models import Invitation, InvitationEvent, OutboxMessage
-from tests.conftest import GQL, INVITE
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from app.models import (
+    Event,
+    Group,
+    Invitation,
+    InvitationEvent,
+    JoinMethod,
+    Membership,
+    OutboxMessage,
+    User,
+    WebhookEndpoint,
+)
+from app.services import sql
+from tests.conftest import GQL, INVITE, QueryLog
 
 
 def invite_input(**overrides: Any) -> dict[str, Any]:
@@ -196,3 +212,146 @@ async def test_database_enforces_one_open_invitation_per_address(
             expires_at=row.expires_at,
             delivery_status="not_sent",
         )
+
+
+async def test_invite_costs_as_many_statements_for_100_as_for_10(
+    gql: GQL, make_group, settings, queries: QueryLog
+) -> None:
+    settings.quota_invites_per_inviter_hour = 1000
+    olivia = gql.token("olivia", "olivia@acme.com", name="Olivia")
+    await make_group(olivia)
+    await WebhookEndpoint.create(url="https://hooks.example/usher", secret="s", events=[])
+    counts = []
+    for size in (10, 100):
+        queries.statements.clear()
+        payload = await invite(
+            gql, olivia, invitees=[{"email": f"p{n}-of-{size}@example.com"} for n in range(size)]
+        )
+        assert payload["errors"] == [] and len(payload["invitations"]) == size
+        counts.append(len(queries.statements))
+    assert counts[0] == counts[1], queries.statements
+    # The caller, the group and the role; the members; then one transaction: the group held,
+    # overdue invitations expired, open ones read and counted, two quotas, and one insert
+    # per table (invitations, audit, feed events, webhook deliveries, emails).
+    assert counts[1] <= 24, queries.statements
+    assert await InvitationEvent.filter(type="created").count() == 110
+    assert await Event.filter(type="invitation.created").count() == 110
+    assert await OutboxMessage.filter(kind="webhook").count() == 110
+    assert await OutboxMessage.filter(kind="invitation").count() == 110
+
+
+async def test_a_mixed_batch_answers_each_invitee(gql: GQL, api_key: str, make_group) -> None:
+    olivia = gql.token("olivia", "olivia@acme.com")
+    await make_group(olivia)
+    group = await Group.get(external_id="acme")
+    member = await User.create(external_id="m", email="Member.One@Example.com")
+    await Membership.create(
+        user=member, group=group, role="member", joined_via=JoinMethod.INVITATION
+    )
+    first = await invite(
+        gql, api_key, invitees=[{"email": "open@example.com"}, {"email": "stale@example.com"}]
+    )
+    stale = first["invitations"][1]["id"]
+    await Invitation.filter(id=stale).update(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+
+    payload = await invite(
+        gql,
+        api_key,
+        invitees=[
+            {"email": "new@example.com", "firstName": "New"},
+            {"email": "member.one@EXAMPLE.com"},
+            {"email": "OPEN@example.com"},
+            {"email": "Stale@Example.com"},
+            {"email": "new@EXAMPLE.com"},
+            {"email": "bad address"},
+            {"email": "other@example.com", "role": "owner"},
+        ],
+    )
+    assert [(i["email"], i["role"]) for i in payload["invitations"]] == [
+        ("new@example.com", "member"),
+        ("Stale@example.com", "member"),
+        ("other@example.com", "owner"),
+    ]
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+        ("ALREADY_MEMBER", ["invitees", "1", "email"]),
+        ("ALREADY_INVITED", ["invitees", "2", "email"]),
+        ("ALREADY_INVITED", ["invitees", "4", "email"]),
+        ("INVALID_EMAIL", ["invitees", "5", "email"]),
+    ]
+    # The overdue invitation to the same address was expired, with its event, first.
+    old = await Invitation.get(id=stale)
+    assert old.status == "expired" and old.open_key is None
+    assert await Event.filter(invitation_id=old.id, type="invitation.expired").count() == 1
+    for created in payload["invitations"]:
+        assert [e.type for e in await InvitationEvent.filter(invitation_id=created["id"])] == [
+            "created"
+        ]
+        assert await OutboxMessage.filter(invitation_id=created["id"]).count() == 1
+
+
+async def test_an_invitation_opened_meanwhile_is_already_invited(
+    gql: GQL, api_key: str, make_group
+) -> None:
+    # Invites into one group wait for each other; anything else that opens an invitation to
+    # an address of the batch while it runs makes the batch's insert fail on the unique
+    # index. The batch then goes one by one: that address is ALREADY_INVITED, the rest go in.
+    if not sql.is_postgres(Invitation):
+        pytest.skip("SQLite has one writer at a time: nothing can open it meanwhile")
+    await make_group(api_key)
+    first = await invite(gql, api_key, invitees=[{"email": "seed@example.com"}])
+    template = await Invitation.get(id=first["invitations"][0]["id"])
+    inserted, release = asyncio.Event(), asyncio.Event()
+
+    async def open_elsewhere() -> None:
+        async with in_transaction():
+            await Invitation.create(
+                group_id=template.group_id,  # type: ignore[attr-defined]
+                target_type="email",
+                email="ben@example.com",
+                email_key="ben@example.com",
+                open_key="ben@example.com",
+                role="member",
+                status="pending",
+                expires_at=template.expires_at,
+                delivery_status="not_sent",
+            )
+            inserted.set()
+            await release.wait()
+
+    other = asyncio.create_task(open_elsewhere())
+    await inserted.wait()
+    batch = asyncio.create_task(
+        invite(
+            gql,
+            api_key,
+            invitees=[
+                {"email": "a@example.com"},
+                {"email": "ben@example.com"},
+                {"email": "c@example.com"},
+            ],
+        )
+    )
+    await _until_blocked()
+    release.set()
+    await other
+    payload = await batch
+    assert [i["email"] for i in payload["invitations"]] == ["a@example.com", "c@example.com"]
+    assert [(e["code"], e["field"]) for e in payload["errors"]] == [
+        ("ALREADY_INVITED", ["invitees", "1", "email"])
+    ]
+    assert await Invitation.filter(email_key="ben@example.com").count() == 1
+    assert await InvitationEvent.filter(type="created").count() == 3
+
+
+async def _until_blocked() -> None:
+    """Wait until some statement of this database waits for another transaction's lock."""
+    conn = connections.get("default")
+    async with asyncio.timeout(30):
+        while True:
+            rows = await conn.execute_query_dict(
+                "SELECT count(*) AS n FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if rows[0]["n"]:
+                return
+            await asyncio.sleep(0.01)

@@ -272,3 +272,62 @@ async def test_redis_quotas_hold_and_keep_installations_apart(settings: Settings
 def test_a_quota_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="USHER_QUOTA_PENDING_PER_GROUP must be at least 1"):
         Settings(quota_pending_per_group=0).check()
+
+
+async def test_a_batch_takes_what_is_left_of_the_redis_quotas(
+    gql: GQL, make_group, api_key: str, settings: Settings, redis
+) -> None:
+    settings.redis_url = REDIS_URL
+    settings.queue_name = redis.default_queue_name
+    settings.quota_pending_per_group = 100
+    olivia = gql.token("olivia", "olivia@acme.com")
+    await make_group(olivia)
+    payload = await _invite(gql, olivia, *(f"p{n}@example.com" for n in range(4)))
+    assert len(payload["invitations"]) == 3
+    assert _limited(payload) == [(["invitees", "3"], True)]
+    payload = await _invite(gql, api_key, "k1@example.com", "k2@example.com", "k3@example.com")
+    assert len(payload["invitations"]) == 2  # the group's 5 of the day
+    assert _limited(payload) == [(["invitees", "2"], True)]
+    assert not await QuotaCounter.exists()
+
+
+async def test_concurrent_batches_never_pass_a_database_quota_together(
+    gql: GQL, make_group, settings: Settings
+) -> None:
+    await _four_batches_of_two_in_four_groups(gql, make_group)
+
+
+async def test_concurrent_batches_never_pass_a_redis_quota_together(
+    gql: GQL, make_group, settings: Settings, redis
+) -> None:
+    settings.redis_url = REDIS_URL
+    settings.queue_name = redis.default_queue_name
+    await _four_batches_of_two_in_four_groups(gql, make_group)
+
+
+async def _four_batches_of_two_in_four_groups(gql: GQL, make_group) -> None:
+    # Four groups, so the group locks do not put the batches one after the other.
+    olivia = gql.token("olivia", "olivia@acme.com")
+    for n in range(4):
+        await make_group(olivia, f"g{n}", f"G{n}")
+
+    async def batch(n: int) -> dict[str, Any]:
+        data = await gql(
+            INVITE,
+            {
+                "input": {
+                    "groupType": "org",
+                    "groupId": f"g{n}",
+                    "invitees": [{"email": f"a{n}@example.com"}, {"email": f"b{n}@example.com"}],
+                }
+            },
+            auth=olivia,
+        )
+        payload: dict[str, Any] = data["invite"]
+        return payload
+
+    payloads = await asyncio.gather(*(batch(n) for n in range(4)))
+    # Olivia's 3 an hour, whichever groups they went to.
+    assert sum(len(p["invitations"]) for p in payloads) == 3
+    assert sorted(e["code"] for p in payloads for e in p["errors"]) == ["RATE_LIMITED"] * 5
+    assert await Invitation.all().count() == 3

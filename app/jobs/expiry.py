@@ -63,7 +63,7 @@ async def expire_invitation(ctx: dict[str, Any], *, invitation_id: str, expires_
         # Ran early (clock skew between hosts): come back when it is due.
         raise Retry(defer=due - now)
     # The UPDATE checks status and expiry again, so a renew in between still wins.
-    flipped = await expire_overdue(now=now, id=invitation.id)
+    flipped = await expire_overdue(now=now, invitation_id=invitation.id)
     return "expired" if flipped else "not pending"
 
 

@@ -91,8 +91,16 @@ def queued() -> None:
 
 async def queue_mail(kind: MessageKind, invitation: Invitation) -> None:
     """An email about `invitation`, for its current token."""
-    await OutboxMessage.create(
-        kind=kind, invitation_id=invitation.id, token_version=invitation.token_version
+    await queue_mails(kind, [invitation])
+
+
+async def queue_mails(kind: MessageKind, invitations: Sequence[Invitation]) -> None:
+    """An email about each of `invitations`, for its current token: one insert."""
+    await OutboxMessage.bulk_create(
+        [
+            OutboxMessage(kind=kind, invitation_id=i.id, token_version=i.token_version)
+            for i in invitations
+        ]
     )
     queued()
 
@@ -218,6 +226,54 @@ def invitation_data(invitation: Invitation, inviter: User | None = None) -> dict
         "useCount": invitation.use_count,
         "inviter": user_data(inviter),
     }
+
+
+def _iso_sql(column: str) -> str:
+    """SQL for `_iso()` of a timestamp column: UTC, microseconds only when not zero."""
+    return (
+        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"EXTRACT(MICROSECONDS FROM {column})::bigint % 1000000 = 0 THEN '' ELSE "
+        f"to_char({column} AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+    )
+
+
+def _name_sql(column: str) -> str:
+    """SQL for an enum's `.name` from its stored value ('not_sent' → 'NOT_SENT')."""
+    return f"upper({column})"
+
+
+# What `invitation_data(f, u)` and `group_data(g)` build, as `{"invitation", "group"}`, in
+# PostgreSQL, over an invitation `f`, its group `g` and its inviter `u` (LEFT JOINed): the
+# data of events written by SQL alone (the expiry sweep). Key for key the same as the
+# Python; tests/test_expiry_sweep.py compares the two.
+EXPIRED_EVENT_DATA_SQL = f"""jsonb_build_object(
+    'invitation', jsonb_build_object(
+        'id', f."id"::text,
+        'targetType', {_name_sql('f."target_type"')},
+        'email', f."email",
+        'firstName', f."first_name",
+        'lastName', f."last_name",
+        'role', f."role",
+        'permissions', COALESCE(NULLIF(f."permissions", 'null'::jsonb), '[]'::jsonb),
+        'message', f."message",
+        'metadata', f."metadata",
+        'returnTo', f."return_to",
+        'status', CASE WHEN f."status" = 'pending' AND f."expires_at" <= now()
+                       THEN 'EXPIRED' ELSE {_name_sql('f."status"')} END,
+        'expiresAt', {_iso_sql('f."expires_at"')},
+        'createdAt', {_iso_sql('f."created_at"')},
+        'acceptedAt', {_iso_sql('f."accepted_at"')},
+        'deliveryStatus', {_name_sql('f."delivery_status"')},
+        'sendCount', f."send_count",
+        'lastSentAt', {_iso_sql('f."last_sent_at"')},
+        'maxUses', f."max_uses",
+        'useCount', f."use_count",
+        'inviter', CASE WHEN u."id" IS NULL THEN NULL ELSE jsonb_build_object(
+            'id', u."id"::text, 'externalId', u."external_id", 'email', u."email",
+            'name', u."name") END),
+    'group', jsonb_build_object(
+        'id', g."id"::text, 'type', g."type", 'externalId', g."external_id",
+        'name', g."name"))"""
 
 
 # --- the feed ----------------------------------------------------------------------------

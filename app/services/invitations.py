@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,7 +25,7 @@ from app.models import (
     MessageKind,
     TargetType,
 )
-from app.services import changes, events, quotas
+from app.services import changes, events, quotas, sql
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
@@ -272,7 +272,11 @@ async def invite(
     metadata: Any = None,
     return_to: str | None = None,
 ) -> tuple[list[Invitation], list[DomainError]]:
-    """Invite people by email. Whole-request problems raise; per-invitee ones are returned."""
+    """Invite people by email. Whole-request problems raise; per-invitee ones are returned.
+
+    Set-based: a fixed number of statements whatever the number of invitees, the writes in
+    one transaction (see `_create`).
+    """
     now = utcnow()
     group = await manageable_group(settings, principal, group_type, group_id)
     if not 1 <= len(invitees) <= MAX_INVITEES:
@@ -286,124 +290,251 @@ async def invite(
     default_role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, default_role, ["role"])
 
-    created: list[Invitation] = []
-    errors: list[DomainError] = []
-    seen: set[str] = set()
-    for index, spec in enumerate(invitees):
-        try:
-            invitation = await _invite_one(
-                settings,
-                principal,
-                group,
-                spec,
-                seen,
-                role=default_role,
-                permissions=list(permissions or []),
-                message=message,
-                expires_at=expiry,
-                send_email=send_email,
-                draft=draft,
-                metadata=metadata,
-                return_to=return_to,
-                now=now,
+    errors: dict[int, DomainError] = {}
+    planned = await _plan(settings, principal, group, invitees, default_role, errors)
+    members = await _members_among(group.id, [p.key for p in planned])
+    for p in planned:
+        if p.key in members:
+            errors[p.index] = DomainError(
+                ErrorCode.ALREADY_MEMBER, f"{p.email} is already a member.", ["email"]
             )
-        except DomainError as error:
-            errors.append(error.at("invitees", str(index)))
-        else:
-            created.append(invitation)
-    return created, errors
+    terms = _Terms(
+        group=group,
+        principal=principal,
+        permissions=list(permissions or []),
+        message=message,
+        metadata=metadata,
+        return_to=return_to,
+        expires_at=expiry,
+        send_email=send_email,
+        draft=draft,
+    )
+    fresh = [p for p in planned if p.key not in members]
+    created = await _create(settings, terms, fresh, errors, now=now) if fresh else []
+    ordered = [errors[i].at("invitees", str(i)) for i in sorted(errors)]
+    return created, ordered
 
 
-async def _invite_one(
+@dataclass(frozen=True)
+class _Planned:
+    """An invitee whose input is valid: where it was, its address and its role."""
+
+    index: int
+    spec: InviteeSpec
+    email: str
+    key: str
+    role: str
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What every invitation of one `invite` shares."""
+
+    group: Group
+    principal: Principal
+    permissions: list[str]
+    message: str | None
+    metadata: Any
+    return_to: str | None
+    expires_at: datetime
+    send_email: bool
+    draft: bool
+
+
+async def _plan(
     settings: Settings,
     principal: Principal,
     group: Group,
-    spec: InviteeSpec,
-    seen: set[str],
-    *,
+    invitees: Sequence[InviteeSpec],
     role: str,
-    permissions: list[str],
-    message: str | None,
-    expires_at: datetime,
-    send_email: bool,
-    draft: bool,
-    metadata: Any,
-    return_to: str | None,
-    now: datetime,
-) -> Invitation:
-    email, key = normalize_email(spec.email)
-    check_names(spec.first_name, spec.last_name)
-    if key in seen:
-        raise DomainError(ErrorCode.ALREADY_INVITED, f"{email} appears twice.", ["email"])
-    seen.add(key)
-    if spec.role and spec.role != role:
-        await check_grant(settings, principal, group.id, spec.role, ["role"])
-        role = spec.role
-    if await Membership.exists(group_id=group.id, user__email__iexact=key):
-        raise DomainError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member.", ["email"])
+    errors: dict[int, DomainError],
+) -> list[_Planned]:
+    """The invitees whose input is valid; the others' errors go into `errors` by index."""
+    planned: list[_Planned] = []
+    seen: set[str] = set()
+    grants: dict[str, DomainError | None] = {role: None}
+    for index, spec in enumerate(invitees):
+        try:
+            email, key = normalize_email(spec.email)
+            check_names(spec.first_name, spec.last_name)
+            if key in seen:
+                raise DomainError(ErrorCode.ALREADY_INVITED, f"{email} appears twice.", ["email"])
+            seen.add(key)
+            wanted = spec.role or role
+            if wanted not in grants:  # one check per distinct role, not per invitee
+                try:
+                    await check_grant(settings, principal, group.id, wanted, ["role"])
+                    grants[wanted] = None
+                except DomainError as error:
+                    grants[wanted] = error
+            if (refused := grants[wanted]) is not None:
+                raise refused
+        except DomainError as error:
+            errors[index] = error
+        else:
+            planned.append(_Planned(index, spec, email, key, wanted))
+    return planned
 
-    status = InvitationStatus.DRAFT if draft else InvitationStatus.PENDING
-    if draft:
-        delivery = DeliveryStatus.NOT_SENT
-    else:
-        delivery = DeliveryStatus.QUEUED if send_email else DeliveryStatus.DISABLED
+
+async def _members_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
+    """Which of the addresses `keys` belong to members of the group, in one query.
+
+    Addresses compare as `email__iexact` does, UPPER() on both sides, in the database.
+    """
+    if not keys:
+        return set()
+    rows = await sql.fetch(
+        Membership,
+        'SELECT DISTINCT v."column1" AS "key" FROM "memberships" AS m '
+        'JOIN "users" AS u ON u."id" = m."user_id" '
+        f"JOIN (VALUES {', '.join(['(CAST(? AS TEXT))'] * len(keys))}) AS v "
+        'ON UPPER(u."email") = UPPER(v."column1") '
+        'WHERE m."group_id" = ?',
+        [*keys, sql.param(Membership, "group_id", group_id)],
+    )
+    return {str(row["key"]) for row in rows}
+
+
+async def _create(
+    settings: Settings,
+    terms: _Terms,
+    fresh: Sequence[_Planned],
+    errors: dict[int, DomainError],
+    *,
+    now: datetime,
+) -> list[Invitation]:
+    """In one transaction: expire the addresses' overdue invitations, hold the group, see
+    which addresses are invited already, take the quotas for the rest, and insert them
+    with their events and emails. Refusals go into `errors`."""
+    group = terms.group
+    keys = [p.key for p in fresh]
+    async with events.transaction():
+        # From here on the group is held: other invites into it wait for this one to end.
+        await quotas.hold_group(group.id)
+        await expire_overdue(now=now, group_id=group.id, open_keys=keys)
+        taken = await Invitation.filter(group_id=group.id, open_key__in=keys).values_list(
+            "open_key", flat=True
+        )
+        open_keys = {str(key) for key in taken}
+        todo: list[_Planned] = []
+        for p in fresh:
+            if p.key in open_keys:
+                errors[p.index] = _already_invited(p.email)
+            else:
+                todo.append(p)
+        expiring = None if terms.draft else terms.expires_at
+        slots = await quotas.open_slots(settings, group.id, len(todo), expiring_at=expiring)
+        rate = await quotas.take_invitations(settings, terms.principal, group.id, slots.granted)
+        granted = rate.granted
+        # As if one at a time: the open slots are checked first, then the inviter's and
+        # the group's quotas; whichever stopped the batch refuses all that are left.
+        refusal = slots.refusal if granted == slots.granted else rate.refusal
+        if refusal is not None:
+            errors.update((p.index, refusal) for p in todo[granted:])
+        return await _insert(terms, todo[:granted], errors)
+
+
+def _already_invited(email: str) -> DomainError:
+    return DomainError(
+        ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
+    )
+
+
+async def _insert(
+    terms: _Terms, todo: Sequence[_Planned], errors: dict[int, DomainError]
+) -> list[Invitation]:
+    """The invitations, their `created` entries, events and emails: one insert per table.
+
+    The group is held, so no other invite opens one of these addresses meanwhile; should
+    anything else have (the unique index on (group, open_key) says so), each invitee is
+    inserted on its own and those that collide are ALREADY_INVITED.
+    """
+    rows = [_invitation(terms, p) for p in todo]
     try:
-        async with events.transaction():
-            await expire_overdue(group_id=group.id, open_key=key, now=now)
-            await quotas.take_open_slot(settings, group.id)
-            await quotas.take_invitation(settings, principal, group.id)
-            invitation = await create_invitation(
-                group=group,
-                target_type=TargetType.EMAIL,
-                email=email,
-                email_key=key,
-                open_key=key,
-                first_name=spec.first_name,
-                last_name=spec.last_name,
-                role=role,
-                permissions=permissions,
-                message=message,
-                metadata=metadata,
-                return_to=return_to,
-                status=status,
-                expires_at=expires_at,
-                inviter=principal.user,
-                inviter_api_key=principal.api_key,
-                send_email=send_email,
-                delivery_status=delivery,
-            )
-            mail = MessageKind.INVITATION if delivery == DeliveryStatus.QUEUED else None
-            await changes.record(invitation, EventType.CREATED, actor=principal, mail=mail)
+        async with events.transaction():  # a savepoint
+            await _write(terms, rows)
+        return rows
     except IntegrityError:
-        raise DomainError(
-            ErrorCode.ALREADY_INVITED, f"{email} already has an open invitation.", ["email"]
-        ) from None
+        pass
+    written: list[Invitation] = []
+    for p, row in zip(todo, rows, strict=True):
+        try:
+            async with events.transaction():
+                await _write(terms, [row])
+        except IntegrityError:
+            errors[p.index] = _already_invited(p.email)
+        else:
+            written.append(row)
+    return written
+
+
+def _invitation(terms: _Terms, p: _Planned) -> Invitation:
+    if terms.draft:
+        status, delivery = InvitationStatus.DRAFT, DeliveryStatus.NOT_SENT
+    else:
+        status = InvitationStatus.PENDING
+        delivery = DeliveryStatus.QUEUED if terms.send_email else DeliveryStatus.DISABLED
+    invitation = Invitation(
+        group=terms.group,
+        target_type=TargetType.EMAIL,
+        email=p.email,
+        email_key=p.key,
+        open_key=p.key,
+        first_name=p.spec.first_name,
+        last_name=p.spec.last_name,
+        role=p.role,
+        permissions=terms.permissions,
+        message=terms.message,
+        return_to=terms.return_to,
+        status=status,
+        expires_at=terms.expires_at,
+        inviter=terms.principal.user,
+        inviter_api_key=terms.principal.api_key,
+        send_email=terms.send_email,
+        delivery_status=delivery,
+    )
+    # Set after construction, where Tortoise does not take a string for encoded JSON.
+    invitation.metadata = terms.metadata
     return invitation
 
 
-async def expire_overdue(*, now: datetime, limit: int | None = None, **filters: Any) -> int:
+async def _write(terms: _Terms, rows: Sequence[Invitation]) -> None:
+    await Invitation.bulk_create(rows)
+    queued = [r for r in rows if r.delivery_status == DeliveryStatus.QUEUED]
+    await changes.record_many(rows, EventType.CREATED, actor=terms.principal)
+    if queued:
+        await events.queue_mails(MessageKind.INVITATION, queued)
+
+
+async def expire_overdue(
+    *,
+    now: datetime,
+    limit: int | None = None,
+    invitation_id: UUID | None = None,
+    group_id: UUID | None = None,
+    open_keys: Sequence[str] | None = None,
+) -> int:
     """Make stored state catch up with the clock: PENDING past `expiresAt` becomes EXPIRED.
 
-    Set-based; records an `expired` event per row it flipped. Returns how many it flipped.
+    All overdue invitations, or those of one id, or of some addresses in one group; at
+    most `limit` (a batch of the sweep). Set-based, one statement on PostgreSQL
+    (`changes.expire`); records an `expired` event per row it flipped. Returns how many
+    it flipped.
     """
-    overdue = Invitation.filter(status=InvitationStatus.PENDING, expires_at__lte=now, **filters)
-    if limit is not None:
-        overdue = overdue.limit(limit)
-    ids = await overdue.values_list("id", flat=True)
-    if not ids:
-        return 0
-    # The status and expiry are checked again by the UPDATE itself, so a renew that
-    # slipped in between is not overwritten.
-    async with events.transaction():
-        flipped = await Invitation.filter(
-            id__in=ids, status=InvitationStatus.PENDING, expires_at__lte=now
-        ).update(status=InvitationStatus.EXPIRED, open_key=None)
-        if flipped:
-            still = await Invitation.filter(
-                id__in=ids, status=InvitationStatus.EXPIRED
-            ).values_list("id", flat=True)
-            await changes.record_expired(cast(list[UUID], still))
-    return int(flipped)
+    where: list[str] = []
+    params: list[Any] = []
+    if invitation_id is not None:
+        where.append('"id" = ?')
+        params.append(sql.param(Invitation, "id", invitation_id))
+    if group_id is not None:
+        where.append('"group_id" = ?')
+        params.append(sql.param(Invitation, "group_id", group_id))
+    if open_keys is not None:
+        if not open_keys:
+            return 0
+        where.append(f'"open_key" IN ({sql.marks(len(open_keys))})')
+        params += list(open_keys)
+    return await changes.expire(" AND ".join(where), params, now=now, limit=limit)
 
 
 async def events_of(invitation_ids: Sequence[UUID]) -> list[list[InvitationEvent]]:

@@ -3,13 +3,16 @@
 Each quota counts uses per subject in a sliding window (an hour, a day): invitations made by
 one user, invitations made in one group, emails to one mailbox. They are held
 where every process sees them: in Redis when `REDIS_URL` is set (the `limits` package),
-else in the database, where one conditional UPDATE takes what is left so two processes
-never both take the last use. Open invitations per group is a count of rows, not a rate.
+else in the database, where a conditional UPDATE (or, for a batch, an UPDATE of counters
+locked and read in the same transaction) takes what is left, so two processes never both
+take the last use. A batch (`invite` of 100) is counted at once: its first k go through,
+the rest are refused. Open invitations per group is a count of rows, not a rate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -25,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import Group, Invitation, InvitationStatus, QuotaCounter
+from app.services import sql
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import RateLimited
@@ -172,14 +176,115 @@ async def forget_old(now: datetime | None = None) -> int:
     return await QuotaCounter.filter(window_start__lt=now - 2 * DAY).delete()
 
 
-async def take_invitation(settings: Settings, principal: Principal, group_id: UUID) -> None:
-    """Count one new invitation against its inviter's and its group's quotas.
+@dataclass(frozen=True)
+class Allowance:
+    """How many of the uses a batch asked for a quota allowed, and the refusal of the rest."""
+
+    granted: int
+    refusal: RateLimited | None = None
+
+
+async def take_invitations(
+    settings: Settings, principal: Principal, group_id: UUID, wanted: int
+) -> Allowance:
+    """Count up to `wanted` new invitations against their inviter's and their group's
+    quotas, as many as both still allow: the first `granted` of a batch go through, the
+    rest get the refusal of the quota that stopped them (the inviter's first).
 
     API keys are the host's own backend: the per-inviter quota does not apply to them.
+    Call it inside the transaction that creates the invitations: in the database, the
+    counters stay locked until it ends.
     """
+    uses = [(invites_per_group(settings), str(group_id))]
     if principal.user is not None and not principal.is_api_key:
-        await take(settings, invites_per_inviter(settings), str(principal.user.id))
-    await take(settings, invites_per_group(settings), str(group_id))
+        uses.insert(0, (invites_per_inviter(settings), str(principal.user.id)))
+    if wanted <= 0:
+        return Allowance(0)
+    if settings.redis_url:
+        subjects = [(q, f"{settings.queue_name}:{s}") for q, s in uses]
+        return await _take_redis_batch(settings.redis_url, subjects, wanted)
+    return await _take_database_batch(uses, wanted)
+
+
+async def take_invitation(settings: Settings, principal: Principal, group_id: UUID) -> None:
+    """Count one new invitation against its inviter's and its group's quotas, or raise."""
+    allowance = await take_invitations(settings, principal, group_id, 1)
+    if allowance.refusal is not None:
+        raise allowance.refusal
+
+
+def _counter_key(quota: Quota, subject: str) -> str:
+    return f"{quota.name}:{subject}"[:400]
+
+
+async def _take_database_batch(
+    uses: Sequence[tuple[Quota, str]], wanted: int, now: datetime | None = None
+) -> Allowance:
+    # The counters of this window are locked (a no-op UPDATE: PostgreSQL locks the rows,
+    # SQLite the database) before they are read, so what is left is known exactly and one
+    # UPDATE takes it for the whole batch; a concurrent batch waits for this one to end.
+    now = now or utcnow()
+    current = [(_counter_key(q, s), _window_start(q.window, now)) for q, s in uses]
+    await QuotaCounter.bulk_create(
+        [QuotaCounter(key=key, window_start=start, count=0) for key, start in current],
+        ignore_conflicts=True,
+    )
+    these = _any_of([Q(key=key, window_start=start) for key, start in current])
+    await QuotaCounter.filter(these).update(count=F("count"))
+    windows = _any_of(
+        [
+            Q(key=key, window_start__in=[start - q.window, start])
+            for (q, _), (key, start) in zip(uses, current, strict=True)
+        ]
+    )
+    counts = {
+        (key, start): count
+        for key, start, count in await QuotaCounter.filter(windows).values_list(
+            "key", "window_start", "count"
+        )
+    }
+    granted, refusal = wanted, None
+    for (quota, _), (key, start) in zip(uses, current, strict=True):
+        before = counts.get((key, start - quota.window), 0)
+        used = counts.get((key, start), 0)
+        overlap = (start + quota.window - now) / quota.window
+        left = max(0, quota.limit - math.floor(before * overlap) - used)
+        if left < granted:
+            retry = _frees_at(quota, start, before, used + left, now)
+            granted, refusal = left, _refusal(quota, retry, None)
+    if granted:
+        await QuotaCounter.filter(these).update(count=F("count") + granted)
+    return Allowance(granted, refusal)
+
+
+def _any_of(conditions: Sequence[Q]) -> Q:
+    return Q(*conditions, join_type=Q.OR)
+
+
+async def _take_redis_batch(
+    redis_url: str, uses: Sequence[tuple[Quota, str]], wanted: int
+) -> Allowance:
+    # `hit(cost=n)` takes all n or nothing, so each quota is asked for what all of them
+    # still allow. Should a concurrent use take some in between, the quotas from the one
+    # that refused on are asked again for less; those before it keep the larger count
+    # (counting too much, never too little).
+    limiter = _limiter(redis_url)
+    pending, granted = list(uses), wanted
+    refusal: RateLimited | None = None
+    for _ in range(5):
+        for quota, subject in pending:
+            stats = await limiter.get_window_stats(quota.item(), subject)
+            if stats.remaining < granted:
+                retry = datetime.fromtimestamp(stats.reset_time, UTC)
+                granted, refusal = stats.remaining, _refusal(quota, retry, None)
+        if granted == 0:
+            break
+        while pending and await limiter.hit(pending[0][0].item(), pending[0][1], cost=granted):
+            pending.pop(0)
+        if not pending:
+            return Allowance(granted, refusal)
+    # Nothing left, or still racing after five tries: the rest is refused this time.
+    return Allowance(0, refusal or _refusal(pending[0][0], utcnow(), None))
 
 
 async def take_mail(settings: Settings, email: str) -> None:
@@ -197,23 +302,62 @@ async def take_resend(settings: Settings, invitation_id: UUID) -> None:
     await take(settings, resends_per_invitation(settings), str(invitation_id), field=["id"])
 
 
-async def take_open_slot(settings: Settings, group_id: UUID) -> None:
-    """Make sure the group may have one more open (DRAFT or PENDING, unexpired) invitation.
+async def open_slots(
+    settings: Settings, group_id: UUID, wanted: int, *, expiring_at: datetime | None = None
+) -> Allowance:
+    """How many of `wanted` more open (DRAFT or PENDING, unexpired) invitations the group
+    may have.
 
-    Called inside the transaction that opens it. A no-op UPDATE on the group row holds
-    the row (PostgreSQL) or the database (SQLite) until that transaction ends, so two
-    invites into one group count one after the other and never both take the last slot.
-    Over the limit, `retryAfter` is when the next open invitation expires.
+    Called inside the transaction that opens them, once it holds the group
+    (`hold_group()`), so two invites into one group count one after the other and never
+    both take the last slot. The count stops at the limit, so a large group costs no more
+    than a full one. Over the limit, `retryAfter` is when the next open invitation
+    expires, those this batch opens (expiring at `expiring_at`) included.
     """
-    await Group.filter(id=group_id).update(autojoin_role=F("autojoin_role"))
     now = utcnow()
-    open_rows = Invitation.filter(
-        Q(status=InvitationStatus.DRAFT) | Q(status=InvitationStatus.PENDING, expires_at__gt=now),
-        group_id=group_id,
+    limit = settings.quota_pending_per_group
+    rows = await sql.fetch(
+        Invitation,
+        'SELECT COUNT(*) AS n FROM (SELECT 1 FROM "invitations" WHERE "group_id" = ? AND '
+        '("status" = ? OR ("status" = ? AND "expires_at" > ?)) LIMIT ?) AS open_rows',
+        [
+            sql.param(Invitation, "group_id", group_id),
+            InvitationStatus.DRAFT.value,
+            InvitationStatus.PENDING.value,
+            sql.param(Invitation, "expires_at", now),
+            limit,
+        ],
     )
-    if await open_rows.count() < settings.quota_pending_per_group:
-        return
-    first = await open_rows.filter(status=InvitationStatus.PENDING).order_by("expires_at").first()
+    free = max(0, limit - int(rows[0]["n"]))
+    if wanted <= free:
+        return Allowance(wanted)
+    first = await (
+        Invitation.filter(group_id=group_id, status=InvitationStatus.PENDING, expires_at__gt=now)
+        .order_by("expires_at")
+        .first()
+    )
+    soonest = [first.expires_at] if first else []
+    if free and expiring_at is not None:
+        soonest.append(expiring_at)  # the batch takes the last slots itself
     # Drafts never expire: with only drafts open, a slot frees when one is sent or revoked.
-    retry = first.expires_at if first else now + DAY
-    raise RateLimited("This group has reached its limit of open invitations", retry, None)
+    retry = min(soonest, default=now + DAY)
+    refusal = RateLimited("This group has reached its limit of open invitations", retry, None)
+    return Allowance(free, refusal)
+
+
+async def hold_group(group_id: UUID) -> None:
+    """Hold the group until the current transaction ends: a no-op UPDATE on its row locks
+    the row (PostgreSQL) or the database (SQLite), so whatever counts the group's open
+    invitations after this sees every other such count's outcome."""
+    await Group.filter(id=group_id).update(autojoin_role=F("autojoin_role"))
+
+
+async def take_open_slot(settings: Settings, group_id: UUID) -> None:
+    """Make sure the group may have one more open invitation, or raise RATE_LIMITED.
+
+    Called inside the transaction that opens it; holds the group until that one ends.
+    """
+    await hold_group(group_id)
+    allowance = await open_slots(settings, group_id, 1)
+    if allowance.refusal is not None:
+        raise allowance.refusal
