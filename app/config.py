@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     accept_url: str = "http://localhost:8000/accept?token={token}"
     smtp_url: str | None = None
     smtp_timeout_seconds: float = 30.0
+    # SMTP sessions kept open and reused across messages, per process: at most this many
+    # at once; one idle this long is closed (servers drop idle sessions after a few
+    # minutes); one is retired after this many messages (servers cap them per session).
+    smtp_pool_size: int = 10
+    smtp_idle_seconds: float = 30.0
+    smtp_messages_per_connection: int = 100
     mail_from: str = "invitations@localhost"
     mail_dir: str = "./outbox"
     templates_dir: str | None = None
@@ -273,6 +279,7 @@ class Settings(BaseSettings):
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
         problems.extend(self._webhook_problems())
+        problems.extend(self._smtp_problems())
         if self.dns_timeout_seconds <= 0:
             problems.append("USHER_DNS_TIMEOUT_SECONDS must be positive")
         for setting in ("allowed_return_origins", "dns_servers"):
@@ -284,6 +291,18 @@ class Settings(BaseSettings):
             problems += self._production_secret_problems()
         if problems:
             raise ValueError("Refusing to start: " + "; ".join(problems) + ".")
+
+    def _smtp_problems(self) -> list[str]:
+        problems = []
+        if self.smtp_timeout_seconds <= 0:
+            problems.append("USHER_SMTP_TIMEOUT_SECONDS must be positive")
+        if self.smtp_pool_size < 1:
+            problems.append("USHER_SMTP_POOL_SIZE must be at least 1")
+        if self.smtp_idle_seconds <= 0:
+            problems.append("USHER_SMTP_IDLE_SECONDS must be positive")
+        if self.smtp_messages_per_connection < 1:
+            problems.append("USHER_SMTP_MESSAGES_PER_CONNECTION must be at least 1")
+        return problems
 
     def _webhook_problems(self) -> list[str]:
         problems = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 from uuid import UUID
 
@@ -91,9 +91,7 @@ async def _accepter(invitation: Invitation) -> User | None:
     return await User.get_or_none(id=use.user_id) if use else None  # type: ignore[attr-defined]
 
 
-async def compose(
-    settings: Settings, message: OutboxMessage, invitation: Invitation
-) -> EmailMessage:
+async def compose(settings: Settings, message: OutboxMessage, invitation: Invitation) -> Message:
     """The email for an outbox row (the invitation with its group and people loaded)."""
     group = invitation.group
     inviter = invitation.inviter

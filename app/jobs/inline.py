@@ -41,6 +41,8 @@ class InlineRunner:
     ) -> None:
         self.settings = settings
         self.interval = settings.inline_interval_seconds if interval is None else interval
+        # A transport of its own is closed when the runner stops; one given is the caller's.
+        self._own_transport = transport is None
         self.ctx: dict[str, Any] = {
             "settings": settings,
             "transport": transport or transport_for(settings),
@@ -141,3 +143,5 @@ class InlineRunner:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._own_transport:
+            await self.ctx["transport"].aclose()

@@ -22,7 +22,7 @@ from app.config import Settings, get_settings, tortoise_config
 from app.jobs.expiry import expire_invitation, schedule_expiries, sweep_expired
 from app.jobs.outbox import JOBS, relay_outbox
 from app.jobs.reminders import queue_reminders
-from app.mail.transports import transport_for
+from app.mail.transports import Transport, transport_for
 
 log = logging.getLogger("usher.jobs")
 
@@ -69,7 +69,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Close the database."""
+    """Close the SMTP sessions and the database."""
+    transport: Transport | None = ctx.get("transport")
+    if transport is not None:
+        await transport.aclose()
     await Tortoise.close_connections()
 
 
