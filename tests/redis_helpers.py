@@ -16,6 +16,7 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
 from app.config import Settings
+from app.jobs.email import MailBatches
 from app.jobs.worker import UsherWorker, functions
 from app.mail.transports import Transport, transport_for
 from app.models import Invitation, OutboxMessage
@@ -154,7 +155,11 @@ def job_ctx(settings: Settings, redis: ArqRedis | None = None) -> dict[str, Any]
     """The `ctx` a job gets from the worker, built by hand for calling jobs directly."""
     transport = transport_for(settings)
     opened_transports.append(transport)
-    ctx: dict[str, Any] = {"settings": settings, "transport": transport}
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "transport": transport,
+        "mail_batches": MailBatches(),
+    }
     if redis is not None:
         ctx["redis"] = redis
     return ctx

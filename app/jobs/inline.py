@@ -18,6 +18,7 @@ from typing import Any
 from arq import Retry
 
 from app.config import Settings
+from app.jobs.email import MailBatches
 from app.jobs.expiry import sweep_expired
 from app.jobs.outbox import Claimed, Job, claim_due, job_for, release
 from app.jobs.reminders import queue_reminders
@@ -46,6 +47,7 @@ class InlineRunner:
         self.ctx: dict[str, Any] = {
             "settings": settings,
             "transport": transport or transport_for(settings),
+            "mail_batches": MailBatches(),
         }
         self._wake = asyncio.Event()
         # Sends in flight at once: remote SMTP servers are slow, but not to be flooded.
