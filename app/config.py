@@ -330,9 +330,18 @@ def get_settings() -> Settings:
 
 
 def tortoise_config(database_url: str | None = None) -> dict[str, Any]:
-    """Tortoise's configuration for `database_url` (default: the configured one)."""
+    """Tortoise's configuration for `database_url` (default: the configured one).
+
+    SQLite goes through `app.sqlite_client`, so that several processes can share the file.
+    """
+    url = database_url or get_settings().database_url
+    connection: str | dict[str, Any] = url
+    if url.startswith("sqlite:"):
+        from app.sqlite_client import config
+
+        connection = config(url)
     return {
-        "connections": {"default": database_url or get_settings().database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": ["app.models"],
