@@ -7,7 +7,9 @@ at the same concurrency, all to an SMTP sink in a process of its own.
     dropdb -h 127.0.0.1 -U postgres usher_mail_bench
 
 Without --database-url it runs on a temporary SQLite file. The database is migrated, and
-the rows this adds are deleted after each round. Two floors: `aiosmtplib.send` per message
+the rows this adds are deleted after each round. Every round gives wall time and the CPU
+time of the process that sends (the worker, or this one), a job and its floors one after
+the other. Two floors: `aiosmtplib.send` per message
 (a session each, as Usher's transport did before it pooled), and one session per concurrent
 sender kept for all its messages (the best a pooled sender can do).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -48,8 +51,8 @@ from app.services.common import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 MAILS = 1000
-WORKER_CONCURRENCY = 20  # arq's max_jobs in app/jobs/worker.py
-INLINE_CONCURRENCY = 10  # CONCURRENT_SENDS in app/jobs/inline.py
+# The floors run at the jobs' concurrency: 20 for arq's max_jobs in app/jobs/worker.py,
+# 10 for CONCURRENT_SENDS in app/jobs/inline.py.
 
 SINK = """
 import sys, threading
@@ -180,8 +183,15 @@ async def purge(group: Group) -> None:
     await Group.filter(id=group.id).delete()  # invitations, outbox rows and events cascade
 
 
-async def worker_round(url: str, smtp: str, redis_url: str, tmp: Path) -> float:
-    """Seconds from handing 1000 outbox rows to the queue until all are recorded sent."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def worker_round(url: str, smtp: str, redis_url: str, tmp: Path) -> tuple[float, float]:
+    """Seconds from handing 1000 outbox rows to the queue until all are recorded sent, and
+    the CPU seconds the worker process used meanwhile."""
     from arq import create_pool
     from arq.connections import RedisSettings
 
@@ -206,21 +216,24 @@ async def worker_round(url: str, smtp: str, redis_url: str, tmp: Path) -> float:
         pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue)
         try:
             settings = Settings(database_url=url, redis_url=redis_url, queue_name=queue)
+            cpu = cpu_seconds(worker.process.pid)
             started = time.perf_counter()
             handed = await relay_outbox({"settings": settings, "redis": pool})
             await wait_sent(group)
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(worker.process.pid) - cpu
             assert handed <= MAILS, handed
         finally:
             await pool.aclose()
         await purge(group)
-        return elapsed
+        return elapsed, cpu
     finally:
         worker.stop()
 
 
-async def inline_round(url: str, smtp: str) -> float:
-    """Seconds for the in-process runner's relay to send 1000 queued emails."""
+async def inline_round(url: str, smtp: str) -> tuple[float, float]:
+    """Seconds for the in-process runner's relay to send 1000 queued emails, and its CPU
+    seconds."""
     from app.jobs.inline import InlineRunner
 
     group = await queue_mails()
@@ -228,16 +241,16 @@ async def inline_round(url: str, smtp: str) -> float:
         database_url=url, redis_url=None, smtp_url=smtp, quota_mails_per_recipient_day=10**9
     )
     runner = InlineRunner(settings)
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     taken = await runner.relay()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     closing = getattr(runner.ctx["transport"], "aclose", None)
     if closing is not None:
         await closing()
     assert taken == MAILS, taken
     await wait_sent(group, within=5)
     await purge(group)
-    return elapsed
+    return elapsed, cpu
 
 
 def _message(i: int) -> EmailMessage:
@@ -254,7 +267,7 @@ def _message(i: int) -> EmailMessage:
     return m
 
 
-async def bare_per_message(port: int, concurrency: int) -> float:
+async def bare_per_message(port: int, concurrency: int) -> tuple[float, float]:
     """1000 messages with `aiosmtplib.send`, `concurrency` at a time, a session each."""
     messages = [_message(i) for i in range(MAILS)]
     slots = asyncio.Semaphore(concurrency)
@@ -263,12 +276,12 @@ async def bare_per_message(port: int, concurrency: int) -> float:
         async with slots:
             await aiosmtplib.send(m, hostname="127.0.0.1", port=port, start_tls=False)
 
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(send(m) for m in messages))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-async def bare_sessions(port: int, concurrency: int) -> float:
+async def bare_sessions(port: int, concurrency: int) -> tuple[float, float]:
     """1000 messages over `concurrency` sessions, each kept open for all its messages."""
     messages = [_message(i) for i in range(MAILS)]
 
@@ -277,9 +290,9 @@ async def bare_sessions(port: int, concurrency: int) -> float:
             for m in share:
                 await smtp.send_message(m)
 
-    started = time.perf_counter()
+    cpu, started = time.process_time(), time.perf_counter()
     await asyncio.gather(*(sender(messages[k::concurrency]) for k in range(concurrency)))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -291,37 +304,53 @@ async def main(args: argparse.Namespace) -> None:
         sink, smtp_port = start_sink(tmp)
         redis, redis_port = start_redis()
         smtp = f"smtp://127.0.0.1:{smtp_port}"
-        results: dict[str, list[float]] = {}
+        rounds: list[dict[str, tuple[float, float]]] = []
         try:
             for r in range(args.rounds):
-                got = {}
+                got: dict[str, tuple[float, float]] = {}
                 if "worker" in args.only:
                     redis_url = f"redis://127.0.0.1:{redis_port}/0"
                     got["worker"] = await worker_round(url, smtp, redis_url, tmp)
+                    got["bare x20 per message"] = await bare_per_message(smtp_port, 20)
+                    got["bare x20 sessions"] = await bare_sessions(smtp_port, 20)
                 if "inline" in args.only:
                     got["inline"] = await inline_round(url, smtp)
-                got["bare x20 per message"] = await bare_per_message(smtp_port, WORKER_CONCURRENCY)
-                got["bare x10 per message"] = await bare_per_message(smtp_port, INLINE_CONCURRENCY)
-                got["bare x20 sessions"] = await bare_sessions(smtp_port, WORKER_CONCURRENCY)
-                got["bare x10 sessions"] = await bare_sessions(smtp_port, INLINE_CONCURRENCY)
-                for name, seconds in got.items():
-                    results.setdefault(name, []).append(seconds)
-                print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f}s" for k, v in got.items()))
+                    got["bare x10 per message"] = await bare_per_message(smtp_port, 10)
+                    got["bare x10 sessions"] = await bare_sessions(smtp_port, 10)
+                rounds.append(got)
+                print(
+                    f"round {r + 1}: "
+                    + ", ".join(
+                        f"{k} {wall:.2f}s ({cpu:.2f}s CPU)" for k, (wall, cpu) in got.items()
+                    ),
+                    flush=True,
+                )
+                if args.json:
+                    with Path(args.json).open("a") as out:  # noqa: ASYNC230 (between rounds)
+                        out.write(json.dumps(got) + "\n")
         finally:
             redis.stop()
             sink.stop()
             await Tortoise.close_connections()
-        median = {name: statistics.median(values) for name, values in results.items()}
-        print(f"\nmedian of {args.rounds} rounds, {MAILS} emails ({url.split(':')[0]}):")
-        for name, seconds in median.items():
-            print(f"  {name:24} {seconds:6.2f} s")
-        for job, floor in (("worker", "x20"), ("inline", "x10")):
-            if job in median:
-                print(
-                    f"  {job}: {median[job] / median[f'bare {floor} per message']:.1f}x the "
-                    f"per-message loop, {median[job] / median[f'bare {floor} sessions']:.1f}x "
-                    "the kept sessions"
-                )
+        report(rounds, url)
+
+
+def report(rounds: list[dict[str, tuple[float, float]]], url: str) -> None:
+    """Medians, and each job against its floors: the median of the rounds' ratios (a job
+    and its floors run one after the other, under the same load)."""
+    print(f"\nmedian of {len(rounds)} rounds, {MAILS} emails ({url.split(':')[0]}):")
+    for name in rounds[0]:
+        wall = statistics.median(r[name][0] for r in rounds)
+        cpu = statistics.median(r[name][1] for r in rounds)
+        print(f"  {name:22} {wall:6.2f} s wall  {cpu * 1000 / MAILS:5.2f} ms CPU per email")
+    for job, floor in (("worker", "x20"), ("inline", "x10")):
+        if job not in rounds[0]:
+            continue
+        for kind in ("per message", "sessions"):
+            name = f"bare {floor} {kind}"
+            wall = statistics.median(r[job][0] / r[name][0] for r in rounds)
+            cpu = statistics.median(r[job][1] / r[name][1] for r in rounds)
+            print(f"  {job} / {name:22} {wall:4.1f}x wall  {cpu:4.1f}x CPU")
 
 
 if __name__ == "__main__":
@@ -329,4 +358,5 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="worker,inline")
+    parser.add_argument("--json", help="append each round's figures to this file")
     asyncio.run(main(parser.parse_args()))
