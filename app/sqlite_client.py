@@ -50,7 +50,12 @@ class ImmediateTransactionWrapper(SqliteTransactionWrapper):
 
 
 class ImmediateSqliteClient(SqliteClient):
-    """Tortoise's SQLite client whose transactions begin with `BEGIN IMMEDIATE`."""
+    """Tortoise's SQLite client whose transactions begin with `BEGIN IMMEDIATE`.
+
+    Tortoise has no setting for it; `_in_transaction` and `begin` are the methods each of
+    its backends implements, and an engine module with `client_class` is how Tortoise
+    takes a backend of one's own. tests/test_sqlite_processes.py fails if this breaks.
+    """
 
     def _in_transaction(self) -> TransactionContext:
         return SqliteTransactionContext(ImmediateTransactionWrapper(self), self._lock)
