@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,10 +19,17 @@ async def migrate_database(database_url: str | None = None) -> None:
     from tortoise import Tortoise
     from tortoise.migrations.api import migrate
 
-    try:
-        await migrate(config=tortoise_config(database_url))
-    finally:
-        await Tortoise.close_connections()
+    url = database_url or get_settings().database_url
+    lock: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+    if url.startswith("sqlite:"):
+        from app.sqlite_client import migration_lock
+
+        lock = migration_lock(url)
+    async with lock:
+        try:
+            await migrate(config=tortoise_config(url))
+        finally:
+            await Tortoise.close_connections()
 
 
 async def _with_db(work: Callable[[], Awaitable[None]]) -> None:

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     accept_url: str = "http://localhost:8000/accept?token={token}"
     smtp_url: str | None = None
     smtp_timeout_seconds: float = 30.0
+    # SMTP sessions kept open and reused across messages, per process: at most this many
+    # at once; one idle this long is closed (servers drop idle sessions after a few
+    # minutes); one is retired after this many messages (servers cap them per session).
+    smtp_pool_size: int = 10
+    smtp_idle_seconds: float = 30.0
+    smtp_messages_per_connection: int = 100
     mail_from: str = "invitations@localhost"
     mail_dir: str = "./outbox"
     # Production refuses SQLite unless told it is one machine with one process.
@@ -287,6 +293,7 @@ class Settings(BaseSettings):
         if self.query_timeout_seconds <= 0:
             problems.append("USHER_QUERY_TIMEOUT_SECONDS must be positive")
         problems.extend(self._webhook_problems())
+        problems.extend(self._smtp_problems())
         if self.dns_timeout_seconds <= 0:
             problems.append("USHER_DNS_TIMEOUT_SECONDS must be positive")
         for setting in ("allowed_return_origins", "dns_servers"):
@@ -318,6 +325,18 @@ class Settings(BaseSettings):
                 "USHER_SMTP_URL is not set, so mail would only be written to a folder; "
                 "set it, or set USHER_MAIL_DIR to write mail to a folder on purpose"
             )
+        return problems
+
+    def _smtp_problems(self) -> list[str]:
+        problems = []
+        if self.smtp_timeout_seconds <= 0:
+            problems.append("USHER_SMTP_TIMEOUT_SECONDS must be positive")
+        if self.smtp_pool_size < 1:
+            problems.append("USHER_SMTP_POOL_SIZE must be at least 1")
+        if self.smtp_idle_seconds <= 0:
+            problems.append("USHER_SMTP_IDLE_SECONDS must be positive")
+        if self.smtp_messages_per_connection < 1:
+            problems.append("USHER_SMTP_MESSAGES_PER_CONNECTION must be at least 1")
         return problems
 
     def _webhook_problems(self) -> list[str]:
@@ -366,9 +385,18 @@ def get_settings() -> Settings:
 
 
 def tortoise_config(database_url: str | None = None) -> dict[str, Any]:
-    """Tortoise's configuration for `database_url` (default: the configured one)."""
+    """Tortoise's configuration for `database_url` (default: the configured one).
+
+    SQLite goes through `app.sqlite_client`, so that several processes can share the file.
+    """
+    url = database_url or get_settings().database_url
+    connection: str | dict[str, Any] = url
+    if url.startswith("sqlite:"):
+        from app.sqlite_client import config
+
+        connection = config(url)
     return {
-        "connections": {"default": database_url or get_settings().database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": ["app.models"],

@@ -95,6 +95,16 @@ async def clean_database(database: str) -> AsyncIterator[None]:
         await conn.execute_script("".join(f"DELETE FROM {t};" for t in TABLES))
 
 
+@pytest.fixture(autouse=True)
+async def close_transports() -> AsyncIterator[None]:
+    """Transports a test built with `job_ctx` close their pooled SMTP sessions after it."""
+    from tests.redis_helpers import opened_transports
+
+    yield
+    while opened_transports:
+        await opened_transports.pop().aclose()
+
+
 @pytest.fixture
 def settings() -> Settings:
     """Settings for tests (no Redis, no SMTP)."""

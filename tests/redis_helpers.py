@@ -16,8 +16,9 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 
 from app.config import Settings
+from app.jobs.email import MailBatches
 from app.jobs.worker import UsherWorker, functions
-from app.mail.transports import transport_for
+from app.mail.transports import Transport, transport_for
 from app.models import Invitation, OutboxMessage
 from tests.mailserver import free_port
 
@@ -146,9 +147,19 @@ def private_redis() -> Iterator[PrivateRedis]:
         server.stop()
 
 
+# Transports made by `job_ctx`, closed after each test by conftest's `close_transports`.
+opened_transports: list[Transport] = []
+
+
 def job_ctx(settings: Settings, redis: ArqRedis | None = None) -> dict[str, Any]:
     """The `ctx` a job gets from the worker, built by hand for calling jobs directly."""
-    ctx: dict[str, Any] = {"settings": settings, "transport": transport_for(settings)}
+    transport = transport_for(settings)
+    opened_transports.append(transport)
+    ctx: dict[str, Any] = {
+        "settings": settings,
+        "transport": transport,
+        "mail_batches": MailBatches(),
+    }
     if redis is not None:
         ctx["redis"] = redis
     return ctx

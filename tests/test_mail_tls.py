@@ -99,6 +99,15 @@ def server_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ssl.
     yield context
 
 
+async def _send(url: str) -> None:
+    """Send `_message()` through a transport of its own, closed afterwards."""
+    transport = SmtpTransport(url, timeout=5)
+    try:
+        await transport.send(_message())
+    finally:
+        await transport.aclose()
+
+
 def _message() -> EmailMessage:
     message = EmailMessage()
     message["From"] = "invitations@usher.test"
@@ -113,7 +122,7 @@ async def test_smtps(server_tls: ssl.SSLContext) -> None:
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), ssl_context=server_tls)
     controller.start()
     try:
-        await SmtpTransport(f"smtps://127.0.0.1:{controller.port}", timeout=5).send(_message())
+        await _send(f"smtps://127.0.0.1:{controller.port}")
         [mail] = await handler.wait_for(1)
         assert mail["Subject"] == "Over TLS"
     finally:
@@ -132,10 +141,10 @@ async def test_starttls_required(server_tls: ssl.SSLContext) -> None:
     controller.start()
     try:
         url = f"smtp://127.0.0.1:{controller.port}"
-        await SmtpTransport(f"{url}?starttls=true", timeout=5).send(_message())
+        await _send(f"{url}?starttls=true")
         # The same server refuses a client that does not upgrade.
         with pytest.raises(PermanentFailure) as refused:
-            await SmtpTransport(f"{url}?starttls=false", timeout=5).send(_message())
+            await _send(f"{url}?starttls=false")
         assert refused.value.reason.startswith("530")
         [mail] = await handler.wait_for(1)
         assert mail["Subject"] == "Over TLS"
@@ -155,7 +164,7 @@ async def test_untrusted_certificate_is_a_temporary_failure(
     controller.start()
     try:
         with pytest.raises(TemporaryFailure):
-            await SmtpTransport(f"smtps://127.0.0.1:{controller.port}", timeout=5).send(_message())
+            await _send(f"smtps://127.0.0.1:{controller.port}")
         assert handler.messages == []
     finally:
         controller.stop()

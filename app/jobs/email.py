@@ -4,13 +4,19 @@ The row is marked sent only after the transport accepted the message. A row alre
 or given up is left alone, so a job that runs twice sends once. A message written for an
 older token version than the invitation's current one was superseded by a resend and is
 dropped: its link no longer works.
+
+The jobs of one process share their reads and their records of sent emails
+(`MailBatches`): what many jobs ask for at once goes to the database together. The claim
+right before the send stays one statement per email, so a revoke stops every email not
+yet claimed.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +25,7 @@ from jinja2 import TemplateError
 from tortoise.expressions import F, Subquery
 
 from app.config import Settings
+from app.jobs.batching import Batcher
 from app.mail.render import build_message, make_message_id, render
 from app.mail.transports import PermanentFailure, TemporaryFailure, Transport
 from app.models import (
@@ -93,16 +100,15 @@ def _recipient(message: OutboxMessage, invitation: Invitation) -> str | None:
 
 
 async def _accepter(invitation: Invitation) -> User | None:
-    if invitation.accepted_by is not None:
-        return invitation.accepted_by
-    use = await InvitationUse.filter(invitation_id=invitation.id).order_by("-used_at").first()
-    return await User.get_or_none(id=use.user_id) if use else None  # type: ignore[attr-defined]
+    accepted_by: UUID | None = invitation.accepted_by_id  # type: ignore[attr-defined]
+    if accepted_by is None:
+        use = await InvitationUse.filter(invitation_id=invitation.id).order_by("-used_at").first()
+        accepted_by = use.user_id if use else None  # type: ignore[attr-defined]
+    return await User.get_or_none(id=accepted_by) if accepted_by else None
 
 
-async def compose(
-    settings: Settings, message: OutboxMessage, invitation: Invitation
-) -> EmailMessage:
-    """The email for an outbox row (the invitation with its group and people loaded)."""
+async def compose(settings: Settings, message: OutboxMessage, invitation: Invitation) -> Message:
+    """The email for an outbox row (the invitation with its group and inviter loaded)."""
     group = invitation.group
     inviter = invitation.inviter
     context: dict[str, Any] = {
@@ -133,19 +139,39 @@ async def compose(
     )
 
 
+@dataclass(frozen=True)
+class Sent:
+    """An email the transport accepted, to be recorded."""
+
+    message: OutboxMessage
+    invitation_id: UUID
+    message_id: str
+    attempt: int
+
+
+class MailBatches:
+    """The delivery jobs' reads and records of one process, batched (`app/jobs/batching.py`).
+
+    One lives in the jobs' `ctx` for the life of the worker or the in-process runner.
+    """
+
+    def __init__(self) -> None:
+        self.load = Batcher(_load)
+        self.record_sent = Batcher(_record_sent_apart)
+
+
 async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     """Send the email of outbox row `outbox_id`; returns what happened, in a word or two."""
     settings: Settings = ctx["settings"]
     transport: Transport = ctx["transport"]
+    batches: MailBatches = ctx.get("mail_batches") or MailBatches()
     now = utcnow()
-    message = await OutboxMessage.get_or_none(id=UUID(outbox_id))
-    if message is None:
+    loaded = await batches.load(UUID(outbox_id))
+    if loaded is None:
         return "missing"
-    if message.sent_at is not None or message.failed_at is not None:
+    message, invitation = loaded
+    if _done(message):
         return "already done"
-    invitation = await Invitation.get(id=message.invitation_id).select_related(  # type: ignore[attr-defined]
-        "group", "inviter", "accepted_by"
-    )
     reason = await _skip_reason(message, invitation, now)
     if reason is not None:
         return await _skip(message, invitation, reason)
@@ -159,6 +185,9 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
         await _give_up(message, invitation, f"template error: {exc}", attempt)
         return "failed"
     if not await _claim(message, attempt):
+        now_row = await OutboxMessage.get_or_none(id=message.id)
+        if now_row is None or now_row.attempts != message.attempts or _done(now_row):
+            return "already done"  # by another run of this job, meanwhile
         # Revoked, declined, renewed with a new link… while the email was being written.
         fresh = await Invitation.get(id=invitation.id).select_related("inviter")
         reason = await _skip_reason(message, fresh, utcnow()) or "changed"
@@ -190,8 +219,30 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
             defer,
         )
         raise Retry(defer=defer) from None
-    await _record_sent(message, invitation, str(email["Message-ID"]), attempt)
+    await batches.record_sent(Sent(message, invitation.id, str(email["Message-ID"]), attempt))
     return "sent"
+
+
+async def _load(ids: list[UUID]) -> list[tuple[OutboxMessage, Invitation] | None]:
+    """Outbox rows with their invitation, its group and inviter: two queries for them all."""
+    rows = await OutboxMessage.filter(id__in=ids)
+    wanted = {row.invitation_id for row in rows if row.invitation_id}  # type: ignore[attr-defined]
+    invitations = {
+        invitation.id: invitation
+        for invitation in await Invitation.filter(id__in=list(wanted)).select_related(
+            "group", "inviter"
+        )
+    }
+    found = {
+        row.id: (row, invitations[row.invitation_id])  # type: ignore[attr-defined]
+        for row in rows
+        if row.invitation_id in invitations  # type: ignore[attr-defined]
+    }
+    return [found.get(id) for id in ids]
+
+
+def _done(message: OutboxMessage) -> bool:
+    return message.sent_at is not None or message.failed_at is not None
 
 
 async def _skip(message: OutboxMessage, invitation: Invitation, reason: str) -> str:
@@ -220,7 +271,10 @@ async def _claim(message: OutboxMessage, attempt: int) -> bool:
     """Claim the message for this attempt, right before it goes out: one conditional
     UPDATE that also checks, for a link, that the invitation is still open on the same
     token version, so a revoke that lands before this point stops the email."""
-    query = OutboxMessage.filter(id=message.id, sent_at=None, failed_at=None)
+    # On the attempts it read: of two runs of one job at once, one claims, one stops.
+    query = OutboxMessage.filter(
+        id=message.id, sent_at=None, failed_at=None, attempts=message.attempts
+    )
     if message.kind in LINK_KINDS:
         still_open = Invitation.filter(
             id=message.invitation_id,  # type: ignore[attr-defined]
@@ -259,26 +313,63 @@ async def _hold_over_quota(
     return None
 
 
-async def _record_sent(
-    message: OutboxMessage, invitation: Invitation, message_id: str, attempt: int
-) -> None:
+async def _record_sent_apart(sent: list[Sent]) -> list[Exception | None]:
+    """Record sent emails in one transaction; if that fails, each in its own, so one that
+    cannot be recorded does not take the others with it."""
+    try:
+        await _record_sent(sent)
+    except Exception as exc:
+        if len(sent) == 1:
+            return [exc]
+        log.warning("recording %d sent emails together failed (%r); one by one", len(sent), exc)
+        results: list[Exception | None] = []
+        for one in sent:
+            try:
+                await _record_sent([one])
+            except Exception as failed:
+                results.append(failed)
+            else:
+                results.append(None)
+        return results
+    return [None] * len(sent)
+
+
+async def _record_sent(sent: list[Sent]) -> None:
     now = utcnow()
-    detail = {"kind": message.kind.value, "messageId": message_id, "attempts": attempt}
+    # One order for the rows every transaction updates, so two never wait on each other.
+    sent = sorted(sent, key=lambda one: str(one.invitation_id))
+    attempts: dict[int, list[UUID]] = {}
+    for one in sent:
+        attempts.setdefault(one.attempt, []).append(one.message.id)
     async with events.transaction():
-        await OutboxMessage.filter(id=message.id).update(
-            sent_at=now, attempts=attempt, last_error=None
-        )
-        if message.kind in STATUS_KINDS:
-            # Only the message for the current token speaks for the invitation.
-            await Invitation.filter(id=invitation.id, token_version=message.token_version).update(
-                delivery_status=DeliveryStatus.SENT,
-                delivery_error=None,
-                message_id=message_id,
-                send_count=F("send_count") + 1,
-                last_sent_at=now,
+        for attempt, ids in attempts.items():
+            await OutboxMessage.filter(id__in=ids).update(
+                sent_at=now, attempts=attempt, last_error=None
             )
-        event = EventType.REMINDED if message.kind == MessageKind.REMINDER else EventType.SENT
-        await core.record(await core.load(invitation.id), event, detail=detail)
+        for one in sent:
+            if one.message.kind in STATUS_KINDS:
+                # Only the message for the current token speaks for the invitation.
+                await Invitation.filter(
+                    id=one.invitation_id, token_version=one.message.token_version
+                ).update(
+                    delivery_status=DeliveryStatus.SENT,
+                    delivery_error=None,
+                    message_id=one.message_id,
+                    send_count=F("send_count") + 1,
+                    last_sent_at=now,
+                )
+        # As the updates left them, for the events.
+        invitations = {
+            invitation.id: invitation
+            for invitation in await Invitation.filter(
+                id__in=list({one.invitation_id for one in sent})
+            ).select_related("group", "inviter")
+        }
+        for one in sent:
+            kind = one.message.kind
+            detail = {"kind": kind.value, "messageId": one.message_id, "attempts": one.attempt}
+            event = EventType.REMINDED if kind == MessageKind.REMINDER else EventType.SENT
+            await core.record(invitations[one.invitation_id], event, detail=detail)
 
 
 async def _give_up(

@@ -18,6 +18,7 @@ from typing import Any
 from arq import Retry
 
 from app.config import Settings
+from app.jobs.email import MailBatches
 from app.jobs.expiry import sweep_expired
 from app.jobs.outbox import Claimed, Job, claim_due, job_for, release
 from app.jobs.reminders import queue_reminders
@@ -41,9 +42,12 @@ class InlineRunner:
     ) -> None:
         self.settings = settings
         self.interval = settings.inline_interval_seconds if interval is None else interval
+        # A transport of its own is closed when the runner stops; one given is the caller's.
+        self._own_transport = transport is None
         self.ctx: dict[str, Any] = {
             "settings": settings,
             "transport": transport or transport_for(settings),
+            "mail_batches": MailBatches(),
         }
         self._wake = asyncio.Event()
         # Sends in flight at once: remote SMTP servers are slow, but not to be flooded.
@@ -141,3 +145,5 @@ class InlineRunner:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._own_transport:
+            await self.ctx["transport"].aclose()

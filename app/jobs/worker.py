@@ -19,10 +19,11 @@ from arq.worker import Worker
 from tortoise import Tortoise
 
 from app.config import Settings, get_settings, tortoise_config
+from app.jobs.email import MailBatches
 from app.jobs.expiry import expire_invitation, schedule_expiries, sweep_expired
 from app.jobs.outbox import JOBS, relay_outbox
 from app.jobs.reminders import queue_reminders
-from app.mail.transports import transport_for
+from app.mail.transports import Transport, transport_for
 
 log = logging.getLogger("usher.jobs")
 
@@ -57,19 +58,27 @@ def cron_jobs(settings: Settings) -> list[Any]:
 
 def job_context(settings: Settings) -> dict[str, Any]:
     """What every job finds in `ctx` besides arq's own `redis`."""
-    return {"settings": settings, "transport": transport_for(settings)}
+    return {
+        "settings": settings,
+        "transport": transport_for(settings),
+        "mail_batches": MailBatches(),
+    }
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Open the database for the worker's lifetime (and fill `ctx` when arq's CLI runs us)."""
     settings: Settings = ctx.setdefault("settings", get_settings())
     ctx.setdefault("transport", transport_for(settings))
+    ctx.setdefault("mail_batches", MailBatches())
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
     log.info("worker started on queue %r", settings.queue_name)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Close the database."""
+    """Close the SMTP sessions and the database."""
+    transport: Transport | None = ctx.get("transport")
+    if transport is not None:
+        await transport.aclose()
     await Tortoise.close_connections()
 
 
