@@ -244,7 +244,7 @@ async def test_a_mixed_batch_answers_each_invitee(gql: GQL, api_key: str, make_g
     olivia = gql.token("olivia", "olivia@acme.com")
     await make_group(olivia)
     group = await Group.get(external_id="acme")
-    member = await User.create(external_id="m", email="Member.One@Example.com")
+    member = await User.create(external_id="m", email="Member.One@Example.com", email_verified=True)
     await Membership.create(
         user=member, group=group, role="member", joined_via=JoinMethod.INVITATION
     )
@@ -355,3 +355,24 @@ async def _until_blocked() -> None:
             if rows[0]["n"]:
                 return
             await asyncio.sleep(0.01)
+
+
+async def test_an_unverified_claim_does_not_keep_its_owner_from_being_invited(
+    gql: GQL, api_key: str, make_group
+) -> None:
+    # A poser joins through a link with a JWT that claims the CEO's address unverified.
+    await make_group(gql.token("olivia", "olivia@acme.com"))
+    group = await Group.get(external_id="acme")
+    poser = await User.create(external_id="poser", email="ceo@acme.com", email_verified=False)
+    await Membership.create(
+        user=poser, group=group, role="member", joined_via=JoinMethod.INVITATION
+    )
+    target = {"groupType": "org", "groupId": "acme", "invitees": [{"email": "ceo@acme.com"}]}
+    data = await gql(INVITE, {"input": target}, auth=api_key)
+    assert data["invite"]["errors"] == []
+    # A verified member's address does count.
+    await User.filter(id=poser.id).update(email_verified=True)
+    again = {**target, "invitees": [{"email": "CEO@acme.com"}]}
+    await Invitation.all().update(status="revoked", open_key=None)
+    data = await gql(INVITE, {"input": again}, auth=api_key)
+    assert [e["code"] for e in data["invite"]["errors"]] == ["ALREADY_MEMBER"]

@@ -380,6 +380,8 @@ async def _members_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
     """Which of the addresses `keys` belong to members of the group, in one query.
 
     Addresses compare as `email__iexact` does, UPPER() on both sides, in the database.
+    Only an address the member's identity provider verified counts: anyone may claim an
+    address in a JWT, and a claim must not keep its owner from being invited.
     """
     if not keys:
         return set()
@@ -389,8 +391,8 @@ async def _members_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
         'JOIN "users" AS u ON u."id" = m."user_id" '
         f"JOIN (VALUES {', '.join(['(CAST(? AS TEXT))'] * len(keys))}) AS v "
         'ON UPPER(u."email") = UPPER(v."column1") '
-        'WHERE m."group_id" = ?',
-        [*keys, sql.param(Membership, "group_id", group_id)],
+        'WHERE m."group_id" = ? AND u."email_verified" = ?',
+        [*keys, sql.param(Membership, "group_id", group_id), True],
     )
     return {str(row["key"]) for row in rows}
 
