@@ -127,3 +127,19 @@ async def test_metadata_of_every_json_kind_comes_back_as_given(
     assert updated["updateInvitation"]["errors"] == []
     found = await gql(read, {"id": ids[0]}, auth=api_key)
     assert found["invitation"]["metadata"] == metadata
+
+
+async def test_a_number_literal_too_long_for_python_is_refused_cleanly(gql: GQL) -> None:
+    # int() refuses more than 4,300 digits with a ValueError: it was "Unexpected error.".
+    for literal in ("9" * 4301, "1" * 101, "1." + "5" * 200):
+        body = await gql.raw(
+            f'{{ invitationsByGroup(groupType: "o", groupId: "g", first: {literal}) '
+            "{ totalCount } }"
+        )
+        assert body.get("data") is None
+        [error] = body["errors"]
+        assert error["message"] == "A number literal has more than 100 characters."
+    fine = await gql.raw(
+        '{ invitationsByGroup(groupType: "o", groupId: "g", first: 5) { totalCount } }'
+    )
+    assert "number literal" not in str(fine)

@@ -46,6 +46,7 @@ from graphql import (
     DefinitionNode,
     DocumentNode,
     FieldNode,
+    FloatValueNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLArgument,
@@ -67,12 +68,14 @@ from graphql import (
     TypeNameMetaFieldDef,
     Undefined,
     VariableNode,
+    Visitor,
     get_named_type,
     get_nullable_type,
     is_introspection_type,
     is_leaf_type,
     is_list_type,
     parse,
+    visit,
 )
 from graphql.validation import ASTValidationRule
 from graphql.validation.rules import overlapping_fields_can_be_merged
@@ -226,10 +229,31 @@ def json_too_deep(value: object) -> bool:
     return False
 
 
+# Longer number literals are no number Usher takes; Python refuses int() of one over 4,300
+# digits with a ValueError that would end the request in "Unexpected error.".
+MAX_NUMBER_LENGTH = 100
+
+
+class _LongNumbers(Visitor):
+    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        self._check(node.value)
+
+    def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
+        self._check(node.value)
+
+    def _check(self, value: str) -> None:
+        if len(value) > MAX_NUMBER_LENGTH:
+            raise GraphQLError(
+                f"A number literal has more than {MAX_NUMBER_LENGTH} characters.",
+                extensions={"code": "GRAPHQL_PARSE_FAILED"},
+            )
+
+
 def parse_document(query: str) -> DocumentNode:
-    """Parse with the token and comment budgets; a document over them is refused."""
+    """Parse with the token and comment budgets; a document over them is refused, and
+    so is a number literal no field could take."""
     try:
-        return parse(query, max_lexical_tokens=MAX_TOKENS, max_comments=MAX_COMMENTS)
+        document = parse(query, max_lexical_tokens=MAX_TOKENS, max_comments=MAX_COMMENTS)
     except GraphQLSyntaxError as error:
         if f"more than {MAX_TOKENS} tokens" in error.message:
             raise refusal(
@@ -240,6 +264,8 @@ def parse_document(query: str) -> DocumentNode:
                 f"The document has more than {MAX_COMMENTS} comments, the limit.", MAX_COMMENTS
             ) from None
         raise
+    visit(document, _LongNumbers())
+    return document
 
 
 @dataclass(frozen=True)
