@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from tortoise.backends.base.config_generator import expand_db_url
 
+from app.config import tortoise_config
 from app.main import database_config, keep_session
 
 
@@ -54,7 +55,9 @@ def test_the_server_configures_its_pool(database: str) -> None:
     _postgres(database)
     [connection] = database_config(database)["connections"].values()
     assert connection["credentials"]["reset"] is keep_session
-    assert database_config("sqlite://:memory:")["connections"] == {"default": "sqlite://:memory:"}
+    # SQLite's connection is Tortoise's configuration as it is (no pool to reset).
+    sqlite = "sqlite://:memory:"
+    assert database_config(sqlite)["connections"] == tortoise_config(sqlite)["connections"]
 
 
 async def test_a_connection_returns_to_the_pool_without_a_statement(database: str) -> None:
