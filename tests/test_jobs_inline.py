@@ -26,8 +26,9 @@ from app.models import (
     MessageKind,
     OutboxMessage,
 )
+from app.services import sql
 from app.services.common import utcnow
-from tests.conftest import GQL, INVITE
+from tests.conftest import GQL, INVITE, QueryLog
 from tests.mailserver import (
     BY_TOKEN,
     INVITATION_FIELDS,
@@ -198,6 +199,29 @@ async def test_reminder_before_expiry(
     inv = (await gql(INVITATION_FIELDS, {"id": due}, auth=olivia))["invitation"]
     assert "REMINDED" in [e["type"] for e in inv["events"]]
     assert inv["sendCount"] == 1  # reminders are not resends
+
+
+async def test_reminders_are_queued_a_batch_per_statement(
+    gql: GQL, make_group: MakeGroup, settings: Settings, queries: QueryLog
+) -> None:
+    _, ids = await invite(gql, make_group, *(f"p{i}@example.com" for i in range(5)))
+    now = utcnow()
+    await Invitation.filter(id__in=ids).update(
+        delivery_status=DeliveryStatus.SENT,
+        last_sent_at=now - timedelta(days=3),
+        expires_at=now + timedelta(hours=12),
+    )
+    queries.statements.clear()
+    assert await queue_reminders(job_ctx(settings)) == 5  # batches of 2: 2, 2, 1
+    marks = [s for s in queries.statements if 'SET "reminder_sent_at"' in s]
+    assert len(marks) == 3
+    if sql.is_postgres(Invitation):
+        assert len(queries.statements) == 3  # the outbox rows are inserted by the same one
+    rows = await OutboxMessage.filter(kind=MessageKind.REMINDER).values_list(
+        "invitation_id", "token_version"
+    )
+    assert sorted((str(i), v) for i, v in rows) == sorted((i, 1) for i in ids)
+    assert await queue_reminders(job_ctx(settings)) == 0
 
 
 async def test_reminders_can_be_turned_off(

@@ -414,10 +414,7 @@ async def _create(
         # From here on the group is held: other invites into it wait for this one to end.
         await quotas.hold_group(group.id)
         await expire_overdue(now=now, group_id=group.id, open_keys=keys)
-        taken = await Invitation.filter(group_id=group.id, open_key__in=keys).values_list(
-            "open_key", flat=True
-        )
-        open_keys = {str(key) for key in taken}
+        open_keys = await _open_among(group.id, keys)
         todo: list[_Planned] = []
         for p in fresh:
             if p.key in open_keys:
@@ -434,6 +431,17 @@ async def _create(
         if refusal is not None:
             errors.update((p.index, refusal) for p in todo[granted:])
         return await _insert(terms, todo[:granted], errors)
+
+
+async def _open_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
+    """Which of the addresses `keys` have an open invitation in the group."""
+    among, params = sql.text_in(Invitation, "open_key", keys)
+    rows = await sql.fetch(
+        Invitation,
+        f'SELECT "open_key" FROM "invitations" WHERE "group_id" = ? AND {among}',
+        [sql.param(Invitation, "group_id", group_id), *params],
+    )
+    return {str(row["open_key"]) for row in rows}
 
 
 def _already_invited(email: str) -> DomainError:
@@ -534,8 +542,9 @@ async def expire_overdue(
     if open_keys is not None:
         if not open_keys:
             return 0
-        where.append(f'"open_key" IN ({sql.marks(len(open_keys))})')
-        params += list(open_keys)
+        among, among_params = sql.text_in(Invitation, "open_key", open_keys)
+        where.append(among)
+        params += among_params
     return await changes.expire(" AND ".join(where), params, now=now, limit=limit)
 
 

@@ -34,6 +34,18 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+def text_in(model: type[Model], column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    """`"column" IN (…values)` for a text column, and its parameters.
+
+    On PostgreSQL one array parameter: a statement prepared with a hundred separate ones
+    gets, after a few runs, a generic plan that does not know how few rows they match and
+    may scan all of a large group's rows instead of probing the index for each value.
+    """
+    if is_postgres(model):
+        return f'"{column}" = ANY(CAST(? AS TEXT[]))', [list(values)]
+    return f'"{column}" IN ({marks(len(values))})', list(values)
+
+
 def numbered(model: type[Model], statement: str) -> str:
     """`?` placeholders as the database wants them ($1, $2… on PostgreSQL).
 
