@@ -101,6 +101,15 @@ class MessageKind(StrEnum):
     WEBHOOK = "webhook"
 
 
+class EmailKind(StrEnum):
+    """The emails a group may brand with templates of its own."""
+
+    INVITATION = "invitation"
+    RESEND = "resend"
+    REMINDER = "reminder"
+    ACCEPTED_NOTICE = "accepted_notice"
+
+
 class User(Model):
     """A person known from a JWT `sub`, created on first sight, never by an invitation."""
 
@@ -139,6 +148,11 @@ class Group(Model):
     external_id = fields.CharField(max_length=255)
     name = fields.CharField(max_length=255)
     autojoin_role = fields.CharField(max_length=64, null=True)
+    # Branding of the group's emails: the sender's display name, a Reply-To address and
+    # the default language (a BCP 47 tag such as `nl` or `de-AT`).
+    mail_from_name = fields.CharField(max_length=100, null=True)
+    reply_to = fields.CharField(max_length=320, null=True)
+    locale = fields.CharField(max_length=16, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -179,6 +193,8 @@ class Membership(Model):
     permissions: list[str] = fields.JSONField(default=list)
     joined_via = fields.CharEnumField(JoinMethod, max_length=16)
     invitation_id = fields.UUIDField(null=True)
+    # The accepted invitation's metadata, carried over on accept.
+    metadata: Any = JSONValueField(null=True)
     joined_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -207,6 +223,10 @@ class Invitation(Model):
     role = fields.CharField(max_length=64)
     permissions: list[str] = fields.JSONField(default=list)
     message = fields.TextField(null=True)
+    # The language of its emails (else the group's) and a subject that replaces the
+    # template's.
+    locale = fields.CharField(max_length=16, null=True)
+    subject = fields.CharField(max_length=255, null=True)
     metadata: Any = JSONValueField(null=True)
     return_to = fields.CharField(max_length=2048, null=True)
     status = fields.CharEnumField(InvitationStatus, max_length=16, db_index=True)
@@ -303,6 +323,25 @@ class Event(Model):
     class Meta:
         table = "events"
         indexes = (("created_at", "id"), ("invitation_id",))
+
+
+class EmailTemplate(Model):
+    """A group's own template for one kind of email, in one language ("" for any)."""
+
+    id = fields.IntField(primary_key=True)
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="email_templates", on_delete=fields.CASCADE
+    )
+    kind = fields.CharEnumField(EmailKind, max_length=16)
+    locale = fields.CharField(max_length=16, default="")
+    subject = fields.CharField(max_length=255)
+    html = fields.TextField()
+    text = fields.TextField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "email_templates"
+        unique_together = (("group", "kind", "locale"),)
 
 
 class WebhookEndpoint(Model):

@@ -69,6 +69,7 @@ async def database() -> AsyncIterator[str]:
 
 TABLES = (
     "quota_counters",
+    "email_templates",
     "webhook_deliveries",
     "outbox",
     "events",
