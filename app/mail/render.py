@@ -244,6 +244,8 @@ def _describe(node: nodes.Node) -> str:
     for kind, words in kinds.items():
         if isinstance(node, kind):
             return f"{words} are not available in email templates"
+    if isinstance(node, nodes.BinExpr):
+        return f"the operator {node.operator!r} is not available in email templates"
     return f"{type(node).__name__} is not available in email templates"
 
 
