@@ -37,9 +37,9 @@ KINDS = ("INVITATION", "RESEND", "REMINDER", "ACCEPTED_NOTICE")
 LINK_KINDS = KINDS[:3]
 # A word each language's built-in emails use, and how it writes a date.
 LANGUAGES = {
-    "en": ("Hello", "December"),
-    "nl": ("Hallo", "december"),
-    "de": ("Hallo", "Dezember"),
+    "en": ("invitation", "December"),
+    "nl": ("uitnodiging", "december"),
+    "de": ("Einladung", "Dezember"),
 }
 DUTCH = {
     "subject": "Welkom bij {{ group_name }}, {{ first_name | default('collega') }}",
@@ -127,13 +127,13 @@ async def test_each_builtin_template_renders_both_parts_with_the_link(
     assert (await update_group(gql, olivia, locale=language))["errors"] == []
     inv_id = await invite(gql, olivia, message="See <b>you</b> & soon")
     link = await _invite_url(gql, olivia, inv_id)
-    greeting, month = LANGUAGES[language]
+    word, month = LANGUAGES[language]
     for kind in KINDS:
         email = await preview(gql, olivia, inv_id, kind)
         assert email["subject"] and "\n" not in email["subject"], kind
         text, html = email["text"], email["html"]
         assert f'<html lang="{language}">' in html, kind
-        assert greeting in text and greeting in html, kind
+        assert word in text and word in html, kind
         # User input is escaped in HTML, and only there.
         assert "Acme &amp; &lt;Co&gt;" in html and "<Co>" not in html, kind
         assert "Acme & <Co>" in text, kind
@@ -290,6 +290,13 @@ async def test_only_managers_may_brand_a_group(
         ({"html": "{{ message | safe }} {{ accept_url }}"}, ["html"], "'safe'"),
         ({"text": "{{ group_name * 100000000 }} {{ accept_url }}"}, ["text"], "operator '*'"),
         ({"text": '{% include "_layout.html" %}{{ accept_url }}'}, ["text"], "includes"),
+        (
+            {
+                "text": "{% set a = group_name ~ group_name %}{% set a = a ~ a %}{{ a }}{{ accept_url }}"
+            },
+            ["text"],
+            "variables",
+        ),
         ({"html": "<p>Welcome to {{ group_name }}</p>"}, ["html"], "link"),
         ({"text": "{% if first_name %}{{ accept_url }}{% endif %}"}, ["text"], "link"),
         ({"subject": "{% if message %}Hi{% endif %}"}, ["subject"], "empty"),
@@ -422,3 +429,23 @@ async def test_a_branded_dutch_invitation_arrives_as_previewed(
     # The same parts, line breaks apart (SMTP carries them as CRLF).
     assert body(mail, "plain").replace("\r\n", "\n") == shown["text"]
     assert body(mail, "html").replace("\r\n", "\n") == shown["html"]
+
+
+async def test_a_template_that_fails_on_real_data_fails_the_email_once(
+    gql: GQL, olivia: str, settings: Settings, mail_server: MailServer
+) -> None:
+    # The sample address is long enough for the tenth character; this invitee's is not.
+    fields = DUTCH | {"text": "{{ email[10] }} {{ accept_url }}"}
+    assert await set_template(gql, olivia, **fields) == []
+    inv_id = await invite(gql, olivia, email="al@acme.io")
+    # The preview says so, as a top-level error with its code.
+    body_ = await gql.raw(PREVIEW, {"id": inv_id, "kind": "INVITATION"}, auth=olivia)
+    assert body_["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "template" in body_["errors"][0]["message"]
+
+    row = await OutboxMessage.get(invitation_id=inv_id, kind=MessageKind.INVITATION)
+    assert await deliver(job_ctx(settings), outbox_id=str(row.id)) == "failed"
+    invitation = await Invitation.get(id=inv_id)
+    assert invitation.delivery_status.value == "failed"
+    assert invitation.delivery_error and "template error" in invitation.delivery_error
+    assert mail_server.handler.messages == []

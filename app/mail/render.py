@@ -33,7 +33,9 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     Template,
+    TemplateError,
     TemplateNotFound,
+    TemplateRuntimeError,
     nodes,
     select_autoescape,
 )
@@ -61,6 +63,7 @@ class Source:
     text: str
 
 
+@lru_cache(maxsize=256)
 def parse_locale(tag: str) -> Locale | None:
     """The locale a BCP 47 tag (`nl`, `de-AT`, also `de_AT`) names, or None if unknown."""
     try:
@@ -74,12 +77,12 @@ def locale_tag(locale: Locale) -> str:
     return str(locale).replace("_", "-")
 
 
-def candidates(tag: str) -> list[str]:
+def candidates(tag: str) -> tuple[str, ...]:
     """The tags to try for a language, best first: `de-AT` gives `de-AT`, then `de`."""
     locale = parse_locale(tag)
     if locale is None:
-        return []
-    return list(dict.fromkeys([locale_tag(locale), locale.language]))
+        return ()
+    return tuple(dict.fromkeys([locale_tag(locale), locale.language]))
 
 
 def format_moment(moment: datetime, tag: str) -> str:
@@ -106,6 +109,7 @@ def environment(templates_dir: str | None = None) -> Environment:
     )
 
 
+@lru_cache(maxsize=256)
 def builtin_language(kind: str, tag: str, *, templates_dir: str | None = None) -> str | None:
     """The best language the built-in (or `templates_dir`) templates of `kind` have for
     `tag`: `de` for `de-AT`; None when only the default (English) ones fit."""
@@ -147,8 +151,17 @@ def render_source(source: Source, context: dict[str, Any]) -> Rendered:
 
 
 def render_part(source: str, context: dict[str, Any], *, html: bool) -> str:
-    """One part of a group's template, in the sandbox (autoescaped if `html`)."""
-    return _compiled(source, html=html).render(context)
+    """One part of a group's template, in the sandbox (autoescaped if `html`).
+
+    Any failure is a TemplateError, which the sender takes for a broken template (the
+    email FAILED, once) rather than a bug to retry.
+    """
+    try:
+        return _compiled(source, html=html).render(context)
+    except TemplateError:
+        raise
+    except Exception as exc:
+        raise TemplateRuntimeError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _rendered(subject: str, text: str, html: str) -> Rendered:
@@ -156,9 +169,10 @@ def _rendered(subject: str, text: str, html: str) -> Rendered:
 
 
 # What a group's template may use: output, conditions, names, attributes and a few filters.
-# No loops, macros, calls, includes or arithmetic that multiplies: rendering stays as cheap
-# as the template is long, whatever its author writes, so one template cannot stall the
-# worker that sends everyone's email.
+# No loops, macros, calls, includes, arithmetic that multiplies, nor variables (`set` and
+# `with` would let `a ~ a` double at each step): the output stays as long as the template
+# and its values, whatever its author writes, so one template cannot stall the worker that
+# sends everyone's email.
 ALLOWED_NODES = (
     nodes.Template,
     nodes.Output,
@@ -185,8 +199,6 @@ ALLOWED_NODES = (
     nodes.Keyword,
     nodes.Tuple,
     nodes.List,
-    nodes.Assign,
-    nodes.With,
 )
 ALLOWED_FILTERS = frozenset(
     {
@@ -236,6 +248,9 @@ def _describe(node: nodes.Node) -> str:
         nodes.For: "loops ({% for %})",
         nodes.Macro: "macros",
         nodes.Call: "calls (name(…))",
+        nodes.Assign: "variables ({% set %})",
+        nodes.AssignBlock: "variables ({% set %})",
+        nodes.With: "variables ({% with %})",
         nodes.Include: "includes",
         nodes.Extends: "extends",
         nodes.Import: "imports",
@@ -256,7 +271,7 @@ def _sandbox(html: bool) -> SandboxedEnvironment:
     )
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=128)
 def _compiled(source: str, *, html: bool) -> Template:
     return _sandbox(html).from_string(source)
 
