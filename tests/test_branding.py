@@ -104,7 +104,7 @@ async def set_template(gql: GQL, auth: str, kind: str = "INVITATION", **fields: 
     return errors
 
 
-async def preview(gql: GQL, auth: str, invitation_id: str, kind: str = "INVITATION") -> Any:
+async def preview(gql: GQL, auth: str, invitation_id: str, kind: str | None = "INVITATION") -> Any:
     data = await gql(PREVIEW, {"id": invitation_id, "kind": kind}, auth=auth)
     return data["emailPreview"]
 
@@ -178,7 +178,7 @@ async def test_the_language_is_the_invitations_then_the_groups_best_match(
 
 async def test_the_invitations_subject_replaces_the_templates(gql: GQL, olivia: str) -> None:
     inv_id = await invite(gql, olivia)
-    await Invitation.filter(id=inv_id).update(subject="Your seat at Acme")
+    await Invitation.filter(id=inv_id).update(subject="Your seat\r\nat  Acme")
     for kind in LINK_KINDS:
         assert (await preview(gql, olivia, inv_id, kind))["subject"] == "Your seat at Acme"
     notice = await preview(gql, olivia, inv_id, "ACCEPTED_NOTICE")
@@ -391,6 +391,7 @@ async def test_the_preview_is_for_those_who_may_manage_the_invitation(
 ) -> None:
     inv_id = await invite(gql, olivia)
     assert await preview(gql, api_key, inv_id) == await preview(gql, olivia, inv_id)
+    assert await preview(gql, olivia, inv_id, None) == await preview(gql, olivia, inv_id)
     invitee = gql.token("ben", "ben@example.com")
     stranger = gql.token("mallory", "mallory@example.com")
     assert (

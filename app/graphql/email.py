@@ -22,9 +22,10 @@ strawberry.enum(
     description="A group's template for one kind of email in one language. Jinja2 syntax in "
     "a sandbox: `{{ name }}`, `{% if %}` and a few filters (`default`, `upper`, `lower`, "
     "`title`, `capitalize`, `trim`, `truncate`, `length`, `striptags`, `escape`); no loops, "
-    "calls or includes. Checked when saved (syntax, and a render against sample data); "
-    "INVALID_INPUT names the field at fault. Leave out `subject`, `html` and `text` (or "
-    "make them null or empty) to remove the template."
+    "variables, calls or includes. The names it sees are listed in the README (`group_name`, "
+    "`inviter_name`, `first_name`, `accept_url`…). Checked when saved (syntax, and a "
+    "render against sample data); INVALID_INPUT names the field at fault. Leave out "
+    "`subject`, `html` and `text` (or make them null or empty) to remove the template."
 )
 class EmailTemplateInput:
     group_type: str = strawberry.field(description="The group's type, e.g. `org`.")
@@ -70,13 +71,16 @@ class EmailQuery:
         invitation_id: Annotated[
             strawberry.ID, strawberry.argument(description="The invitation's id.")
         ],
-        kind: Annotated[EmailKind, strawberry.argument(description="Which email.")] = (
-            EmailKind.INVITATION
-        ),
+        kind: Annotated[
+            EmailKind | None, strawberry.argument(description="Which email; null: INVITATION.")
+        ] = EmailKind.INVITATION,
     ) -> EmailPreview | None:
         ctx = info.context
         rendered = await templates.email_preview(
-            ctx.settings, ctx.require_auth(), invitation_id=str(invitation_id), kind=kind
+            ctx.settings,
+            ctx.require_auth(),
+            invitation_id=str(invitation_id),
+            kind=kind or EmailKind.INVITATION,
         )
         if rendered is None:
             return None

@@ -241,7 +241,8 @@ async def compose_email(settings: Settings, kind: EmailKind, invitation: Invitat
             kind.value, context, templates_dir=settings.templates_dir, language=builtin
         )
     if invitation.subject and kind in LINK_KINDS:
-        rendered = replace(rendered, subject=invitation.subject)
+        # One line, as every subject: a line break in a header would start another.
+        rendered = replace(rendered, subject=" ".join(invitation.subject.split()))
     return Email(rendered, sender_name=group.mail_from_name, reply_to=group.reply_to)
 
 
