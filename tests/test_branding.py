@@ -440,9 +440,9 @@ async def test_a_template_that_fails_on_real_data_fails_the_email_once(
     assert await set_template(gql, olivia, **fields) == []
     inv_id = await invite(gql, olivia, email="al@acme.io")
     # The preview says so, as a top-level error with its code.
-    body_ = await gql.raw(PREVIEW, {"id": inv_id, "kind": "INVITATION"}, auth=olivia)
-    assert body_["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
-    assert "template" in body_["errors"][0]["message"]
+    answer = await gql.raw(PREVIEW, {"id": inv_id, "kind": "INVITATION"}, auth=olivia)
+    assert answer["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+    assert "template" in answer["errors"][0]["message"]
 
     row = await OutboxMessage.get(invitation_id=inv_id, kind=MessageKind.INVITATION)
     assert await deliver(job_ctx(settings), outbox_id=str(row.id)) == "failed"
