@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from app.config import Settings, get_settings
 from app.graphql.accept import AcceptMutation
 from app.graphql.autojoin import AutojoinMutation
+from app.graphql.email import EmailMutation, EmailQuery
 from app.graphql.errors import DomainErrors, PublicError
 from app.graphql.events import EventQuery
 from app.graphql.groups import GroupMutation, GroupQuery
@@ -29,7 +30,7 @@ from app.ops import RequestMetrics
 
 
 @strawberry.type(description="Read groups, invitations and the signed-in user.")
-class Query(GroupQuery, InvitationQuery, EventQuery, WebhookQuery):
+class Query(GroupQuery, InvitationQuery, EventQuery, WebhookQuery, EmailQuery):
     pass
 
 
@@ -41,6 +42,7 @@ class Mutation(
     AcceptMutation,
     AutojoinMutation,
     WebhookMutation,
+    EmailMutation,
 ):
     pass
 

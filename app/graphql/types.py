@@ -171,6 +171,16 @@ class Group:
     type: str = strawberry.field(description="The host app's kind of group, e.g. `workspace`.")
     external_id: str = strawberry.field(description="The host app's id for the group.")
     name: str = strawberry.field(description="Display name, shown in emails.")
+    mail_from_name: str | None = strawberry.field(
+        description="The sender's display name in the group's emails; null: Usher's own."
+    )
+    reply_to: str | None = strawberry.field(
+        description="The Reply-To address of the group's emails; null: none."
+    )
+    locale: str | None = strawberry.field(
+        description="The default language of the group's emails (a BCP 47 tag, e.g. `nl`); "
+        "null: English."
+    )
 
     @classmethod
     def of(cls, m: models.Group) -> Group:
@@ -181,6 +191,9 @@ class Group:
             type=m.type,
             external_id=m.external_id,
             name=m.name,
+            mail_from_name=m.mail_from_name,
+            reply_to=m.reply_to,
+            locale=m.locale,
         )
 
     @strawberry.field(

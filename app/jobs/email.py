@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
 from uuid import UUID
@@ -26,24 +26,23 @@ from tortoise.expressions import F, Subquery
 
 from app.config import Settings
 from app.jobs.batching import Batcher
-from app.mail.render import build_message, make_message_id, render
+from app.mail.render import build_message, make_message_id
 from app.mail.transports import PermanentFailure, TemporaryFailure, Transport
 from app.models import (
     DeliveryStatus,
+    EmailKind,
     EventType,
     Invitation,
     InvitationStatus,
-    InvitationUse,
     MessageKind,
     OutboxMessage,
     TargetType,
-    User,
 )
 from app.services import changes as core
-from app.services import events, quotas
+from app.services import events, quotas, templates
 from app.services.common import utcnow
 from app.services.errors import RateLimited
-from app.services.invitations import effective_status, invite_url
+from app.services.invitations import effective_status
 
 log = logging.getLogger("usher.jobs")
 
@@ -53,17 +52,6 @@ LINK_KINDS = (MessageKind.INVITATION, MessageKind.RESEND, MessageKind.REMINDER)
 NOTICE_LIFETIME = timedelta(days=1)
 # Messages whose fate is the invitation's `deliveryStatus`.
 STATUS_KINDS = (MessageKind.INVITATION, MessageKind.RESEND)
-
-
-def _when(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
-
-
-def _display(user: User | None) -> str | None:
-    if user is None:
-        return None
-    return user.name or user.email
 
 
 async def _skip_reason(message: OutboxMessage, invitation: Invitation, now: datetime) -> str | None:
@@ -99,42 +87,15 @@ def _recipient(message: OutboxMessage, invitation: Invitation) -> str | None:
     return invitation.email
 
 
-async def _accepter(invitation: Invitation) -> User | None:
-    accepted_by: UUID | None = invitation.accepted_by_id  # type: ignore[attr-defined]
-    if accepted_by is None:
-        use = await InvitationUse.filter(invitation_id=invitation.id).order_by("-used_at").first()
-        accepted_by = use.user_id if use else None  # type: ignore[attr-defined]
-    return await User.get_or_none(id=accepted_by) if accepted_by else None
-
-
 async def compose(settings: Settings, message: OutboxMessage, invitation: Invitation) -> Message:
     """The email for an outbox row (the invitation with its group and inviter loaded)."""
-    group = invitation.group
-    inviter = invitation.inviter
-    context: dict[str, Any] = {
-        "group_name": group.name,
-        "inviter_name": _display(inviter),
-        "role": invitation.role,
-        "first_name": invitation.first_name,
-        "last_name": invitation.last_name,
-        "email": invitation.email,
-        "message": invitation.message,
-        "expires_at": _when(invitation.expires_at),
-    }
-    if message.kind == MessageKind.ACCEPTED_NOTICE:
-        accepter = await _accepter(invitation)
-        context["accepter_name"] = _display(accepter) or invitation.email or "Someone"
-        # An address the accepter's identity provider did not verify could be anyone's.
-        verified = accepter.email if accepter and accepter.email_verified else None
-        context["accepter_email"] = verified or (None if accepter else invitation.email)
-    else:
-        context["accept_url"] = invite_url(settings, invitation)
-    recipient = _recipient(message, invitation) or ""
-    rendered = render(message.kind.value, context, templates_dir=settings.templates_dir)
+    email = await templates.compose_email(settings, EmailKind(message.kind.value), invitation)
     return build_message(
-        rendered,
+        email.rendered,
         sender=settings.mail_from,
-        recipient=recipient,
+        sender_name=email.sender_name,
+        reply_to=email.reply_to,
+        recipient=_recipient(message, invitation) or "",
         message_id=make_message_id(str(message.id), settings.mail_from),
     )
 

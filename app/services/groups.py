@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
 
 from app.config import Settings
+from app.mail.render import locale_tag, parse_locale
 from app.models import Group, JoinMethod, Membership
 from app.services import changes as core
 from app.services import events
@@ -22,13 +24,23 @@ from app.services.pages import (
     load_pages,
     no_filter,
 )
-from app.services.policies import RoleLookup, is_member, require_verified_sender
+from app.services.policies import (
+    RoleLookup,
+    is_member,
+    require_group_manager,
+    require_verified_sender,
+)
 from app.services.text import check_text, is_clean
 
 # The widths of the group's columns: longer text names no group.
 TYPE_LENGTH = 64
 EXTERNAL_ID_LENGTH = 255
 NAME_LENGTH = 255
+MAIL_FROM_NAME_LENGTH = 100
+REPLY_TO_LENGTH = 320
+LOCALE_LENGTH = 16
+# What `updateGroup` may change, by model field name.
+UPDATABLE = ("name", "mail_from_name", "reply_to", "locale")
 
 
 def _text(value: str, field: str, max_length: int) -> str:
@@ -66,6 +78,67 @@ async def create_group(
             ["externalId"],
         ) from None
     return group
+
+
+async def update_group(
+    settings: Settings,
+    principal: Principal,
+    *,
+    group_type: str,
+    group_id: str,
+    changes: dict[str, str | None],
+) -> Group:
+    """Change a group's name and the branding of its emails: the sender's display name,
+    a Reply-To address and the default language. A field not in `changes` stays as it is;
+    null or "" clears the optional ones. Every value is checked before anything is written.
+    """
+    group = await find_group(group_type, group_id)
+    if group is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such group.", ["groupId"])
+    await require_group_manager(settings, principal, group)
+    require_verified_sender(principal)
+    checked = {name: _checked_setting(name, value) for name, value in changes.items()}
+    if checked:
+        for name, value in checked.items():
+            setattr(group, name, value)
+        await group.save(update_fields=list(checked))
+    return group
+
+
+def _checked_setting(name: str, value: str | None) -> str | None:
+    field = _camel(name)
+    if name == "name":
+        return _text(value or "", field, NAME_LENGTH)
+    value = check_text(value or "", [field]).strip()
+    if not value:
+        return None
+    if name == "mail_from_name":
+        return check_text(value, [field], max_length=MAIL_FROM_NAME_LENGTH)
+    if name == "reply_to":
+        try:
+            address = validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise DomainError(ErrorCode.INVALID_EMAIL, f"replyTo: {exc}", [field]) from None
+        return check_text(address, [field], max_length=REPLY_TO_LENGTH)
+    return normalize_locale(value, [field])
+
+
+def normalize_locale(tag: str, field: list[str]) -> str:
+    """A known language tag in its BCP 47 form (`de_at` gives `de-AT`), or INVALID_INPUT."""
+    check_text(tag, field, max_length=LOCALE_LENGTH)
+    locale = parse_locale(tag) if tag.strip() else None
+    if locale is None or len(locale_tag(locale)) > LOCALE_LENGTH:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            f"Unknown language {tag!r}: give a BCP 47 tag such as en, nl or de-AT.",
+            field,
+        )
+    return locale_tag(locale)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 async def find_group(group_type: str, group_id: str) -> Group | None:
