@@ -5,7 +5,8 @@ for one page per parent. `pages_by_parent` answers all of them with one statemen
 rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size;
 a single parent's page is a plain `ORDER BY … LIMIT`.
 Both SQLite (3.25+) and PostgreSQL have window functions. Counts are a separate, grouped
-statement, run only when a client asks for `totalCount`.
+statement, run only when a client asks for `totalCount` (invitations read kept counts
+instead: see `app.services.invitations.invitation_counts`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def db_value(model: type[Model], name: str, value: Any) -> Any:
     return model._meta.fields_map[name].to_db_value(value, model)
 
 
-def _numbered(model: type[Model], sql: str) -> str:
+def numbered(model: type[Model], sql: str) -> str:
     """`?` placeholders as the model's database wants them ($1, $2… on PostgreSQL)."""
     if model._meta.db.capabilities.dialect != "postgres":
         return sql
@@ -114,7 +115,8 @@ def _numbered(model: type[Model], sql: str) -> str:
     return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
 
 
-def _in_parents(model: type[Model], parent: str, ids: Sequence[UUID]) -> tuple[str, list[Any]]:
+def in_parents(model: type[Model], parent: str, ids: Sequence[UUID]) -> tuple[str, list[Any]]:
+    """`"parent" IN (?, …)` for `ids`, and its parameters."""
     marks = ", ".join("?" * len(ids))
     return f'"{parent}" IN ({marks})', [db_value(model, parent, i) for i in ids]
 
@@ -131,7 +133,7 @@ async def pages_by_parent(
     """A page of `model` rows per parent (newest first by `stamp`, then id), in one query."""
     if not parent_ids:
         return {}
-    condition, params = _in_parents(model, parent, parent_ids)
+    condition, params = in_parents(model, parent, parent_ids)
     if where.sql:
         condition += f" AND ({where.sql})"
         params += list(where.params)
@@ -155,7 +157,7 @@ async def pages_by_parent(
     params.append(window.first + 1)
     db = model._meta.db
     rows: list[M] = await db.executor_class(model=model, db=db).execute_select(
-        _numbered(model, sql), params
+        numbered(model, sql), params
     )
     grouped: dict[UUID, list[M]] = defaultdict(list)
     for row in rows:
@@ -175,7 +177,7 @@ async def counts_by_parent(
     """How many `model` rows each parent has (matching `where`), in one grouped query."""
     if not parent_ids:
         return {}
-    condition, params = _in_parents(model, parent, parent_ids)
+    condition, params = in_parents(model, parent, parent_ids)
     if where.sql:
         condition += f" AND ({where.sql})"
         params += list(where.params)
@@ -183,7 +185,7 @@ async def counts_by_parent(
         f'SELECT "{parent}" AS parent, COUNT(*) AS n FROM "{model._meta.db_table}" '
         f'WHERE {condition} GROUP BY "{parent}"'
     )
-    rows = await model._meta.db.execute_query_dict(_numbered(model, sql), params)
+    rows = await model._meta.db.execute_query_dict(numbered(model, sql), params)
     found = {str(row["parent"]): int(row["n"]) for row in rows}
     return {pid: found.get(str(pid), 0) for pid in parent_ids}
 
