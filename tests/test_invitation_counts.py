@@ -1,8 +1,10 @@
 """`totalCount` of a group's invitations reads counts kept by database triggers: after
-every path that changes an invitation's status, each count matches the rows."""
+every path that changes an invitation's status, each count matches the rows, and the
+migration that adds them counts the rows already there."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,7 @@ from tests.lifecycle_helpers import (
     overdue,
 )
 from tests.redis_helpers import job_ctx, job_settings
+from tests.test_migrations import _build, fresh_urls  # noqa: F401 (a fixture)
 
 COUNT = """query($group: String!, $status: [InvitationStatus!]) {
   invitationsByGroup(groupType: "org", groupId: $group, status: $status, first: 1) {
@@ -136,3 +139,46 @@ async def test_total_count_is_one_statement_whatever_the_filter(
         # One statement on the kept counts; the rows themselves only for the overdue ones.
         assert len(counts) == 1, counts
         assert "invitation_counts" in counts[0]
+
+
+async def test_the_migration_counts_the_invitations_already_there(
+    fresh_urls: list[str],  # noqa: F811 (the fixture imported above)
+) -> None:
+    url = fresh_urls[0]
+    _build(url, "migrate", "models.0007_branding")
+    group = "'00000000-0000-0000-0000-00000000000a'"
+    rows = [(i, "pending" if i < 3 else "revoked") for i in range(5)]
+    statements = [
+        "INSERT INTO groups (id, type, external_id, name, created_at) "
+        f"VALUES ({group}, 'org', 'acme', 'Acme', '2026-01-01T00:00:00+00:00')",
+        *(
+            "INSERT INTO invitations (id, target_type, role, permissions, status, expires_at, "
+            "created_at, updated_at, send_email, delivery_status, send_count, token_version, "
+            f"use_count, group_id) VALUES ('00000000-0000-0000-0000-00000000010{i}', 'email', "
+            f"'member', '[]', '{status}', '2099-01-01T00:00:00+00:00', "
+            "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', true, 'sent', 1, 1, 0, "
+            f"{group})"
+            for i, status in rows
+        ),
+    ]
+    counted = "SELECT status, n FROM invitation_counts ORDER BY status"
+    if url.startswith("postgres"):
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+            _build(url, "migrate")
+            found = [tuple(r) for r in await conn.fetch(counted)]
+        finally:
+            await conn.close()
+    else:
+        path = url.removeprefix("sqlite://")
+        with sqlite3.connect(path) as db:
+            for statement in statements:
+                db.execute(statement)
+        _build(url, "migrate")
+        with sqlite3.connect(path) as db:
+            found = db.execute(counted).fetchall()
+    assert found == [("pending", 3), ("revoked", 2)]
