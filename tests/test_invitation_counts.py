@@ -182,3 +182,23 @@ async def test_the_migration_counts_the_invitations_already_there(
         with sqlite3.connect(path) as db:
             found = db.execute(counted).fetchall()
     assert found == [("pending", 3), ("revoked", 2)]
+
+
+async def test_open_slots_leave_out_overdue_invitations_not_swept_yet(
+    gql: GQL, make_group: Any, settings: Settings
+) -> None:
+    settings.quota_pending_per_group = 2
+    owner = gql.token("olivia", "olivia@acme.com")
+    await make_group(owner)
+    ids = await _invite(gql, owner, ["a@example.com", "b@example.com"], draft=True)
+    full = await gql(
+        INVITE,
+        {"input": {"groupType": "org", "groupId": "acme", "invitees": [{"email": "c@x.org"}]}},
+        auth=owner,
+    )
+    assert [e["code"] for e in full["invite"]["errors"]] == ["RATE_LIMITED"]
+    # A draft sent becomes PENDING; past its expiry it no longer holds a slot.
+    await Invitation.filter(id=UUID(ids[0])).update(status=InvitationStatus.PENDING)
+    await overdue(ids[0])
+    await _invite(gql, owner, ["c@x.org"])
+    assert await Invitation.filter(id=UUID(ids[0]), status=InvitationStatus.PENDING).exists()

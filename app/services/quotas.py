@@ -326,22 +326,27 @@ async def open_slots(
 
     Called inside the transaction that opens them, once it holds the group
     (`hold_group()`), so two invites into one group count one after the other and never
-    both take the last slot. The count stops at the limit, so a large group costs no more
-    than a full one. Over the limit, `retryAfter` is when the next open invitation
-    expires, those this batch opens (expiring at `expiring_at`) included.
+    both take the last slot. The count reads the group's kept counts (`InvitationCount`),
+    less its PENDING rows past their expiry not swept yet (an index range), so a large
+    group costs no more than a small one. Over the limit, `retryAfter` is when the next
+    open invitation expires, those this batch opens (expiring at `expiring_at`) included.
     """
     now = utcnow()
     limit = settings.quota_pending_per_group
+    group = sql.param(Invitation, "group_id", group_id)
+    pending = InvitationStatus.PENDING.value
     rows = await sql.fetch(
         Invitation,
-        'SELECT COUNT(*) AS n FROM (SELECT 1 FROM "invitations" WHERE "group_id" = ? AND '
-        '("status" = ? OR ("status" = ? AND "expires_at" > ?)) LIMIT ?) AS open_rows',
+        'SELECT (SELECT COALESCE(SUM("n"), 0) FROM "invitation_counts" WHERE "group_id" = ? '
+        'AND "status" IN (?, ?)) - (SELECT COUNT(*) FROM "invitations" WHERE "group_id" = ? '
+        'AND "status" = ? AND "expires_at" <= ?) AS n',
         [
-            sql.param(Invitation, "group_id", group_id),
+            group,
             InvitationStatus.DRAFT.value,
-            InvitationStatus.PENDING.value,
+            pending,
+            group,
+            pending,
             sql.param(Invitation, "expires_at", now),
-            limit,
         ],
     )
     free = max(0, limit - int(rows[0]["n"]))
