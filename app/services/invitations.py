@@ -38,9 +38,7 @@ from app.services.pages import (
     Where,
     Window,
     db_value,
-    in_parents,
     load_pages,
-    numbered,
 )
 from app.services.policies import (
     RoleLookup,
@@ -627,15 +625,16 @@ async def invitation_counts(keys: Sequence[CountKey]) -> list[int]:
     if not ids:
         return []
     pending, expired = InvitationStatus.PENDING.value, InvitationStatus.EXPIRED.value
-    condition, params = in_parents(Invitation, "group_id", ids)
-    sql_text = f"SELECT group_id, status, n FROM invitation_counts WHERE {condition}"
+    condition = f'"group_id" IN ({sql.marks(len(ids))})'
+    params = [sql.param(Invitation, "group_id", i) for i in ids]
+    statement = f'SELECT "group_id", "status", "n" FROM "invitation_counts" WHERE {condition}'
     if any((pending in key.filter) != (expired in key.filter) for key in keys):
-        sql_text += (
-            f" UNION ALL SELECT group_id, '{LAGGING}', COUNT(*) FROM invitations"
-            f" WHERE {condition} AND status = ? AND expires_at <= ? GROUP BY group_id"
+        statement += (
+            f' UNION ALL SELECT "group_id", \'{LAGGING}\', COUNT(*) FROM "invitations"'
+            f' WHERE {condition} AND "status" = ? AND "expires_at" <= ? GROUP BY "group_id"'
         )
-        params += [*params, pending, db_value(Invitation, "expires_at", utcnow())]
-    rows = await Invitation._meta.db.execute_query_dict(numbered(Invitation, sql_text), params)
+        params += [*params, pending, sql.param(Invitation, "expires_at", utcnow())]
+    rows = await sql.fetch(Invitation, statement, params)
     kept: dict[str, dict[str, int]] = defaultdict(dict)
     for row in rows:
         kept[str(row["group_id"])][row["status"]] = int(row["n"])

@@ -107,7 +107,7 @@ def db_value(model: type[Model], name: str, value: Any) -> Any:
     return model._meta.fields_map[name].to_db_value(value, model)
 
 
-def numbered(model: type[Model], sql: str) -> str:
+def _numbered(model: type[Model], sql: str) -> str:
     """`?` placeholders as the model's database wants them ($1, $2… on PostgreSQL)."""
     if model._meta.db.capabilities.dialect != "postgres":
         return sql
@@ -115,8 +115,7 @@ def numbered(model: type[Model], sql: str) -> str:
     return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
 
 
-def in_parents(model: type[Model], parent: str, ids: Sequence[UUID]) -> tuple[str, list[Any]]:
-    """`"parent" IN (?, …)` for `ids`, and its parameters."""
+def _in_parents(model: type[Model], parent: str, ids: Sequence[UUID]) -> tuple[str, list[Any]]:
     marks = ", ".join("?" * len(ids))
     return f'"{parent}" IN ({marks})', [db_value(model, parent, i) for i in ids]
 
@@ -133,7 +132,7 @@ async def pages_by_parent(
     """A page of `model` rows per parent (newest first by `stamp`, then id), in one query."""
     if not parent_ids:
         return {}
-    condition, params = in_parents(model, parent, parent_ids)
+    condition, params = _in_parents(model, parent, parent_ids)
     if where.sql:
         condition += f" AND ({where.sql})"
         params += list(where.params)
@@ -157,7 +156,7 @@ async def pages_by_parent(
     params.append(window.first + 1)
     db = model._meta.db
     rows: list[M] = await db.executor_class(model=model, db=db).execute_select(
-        numbered(model, sql), params
+        _numbered(model, sql), params
     )
     grouped: dict[UUID, list[M]] = defaultdict(list)
     for row in rows:
@@ -177,7 +176,7 @@ async def counts_by_parent(
     """How many `model` rows each parent has (matching `where`), in one grouped query."""
     if not parent_ids:
         return {}
-    condition, params = in_parents(model, parent, parent_ids)
+    condition, params = _in_parents(model, parent, parent_ids)
     if where.sql:
         condition += f" AND ({where.sql})"
         params += list(where.params)
@@ -185,7 +184,7 @@ async def counts_by_parent(
         f'SELECT "{parent}" AS parent, COUNT(*) AS n FROM "{model._meta.db_table}" '
         f'WHERE {condition} GROUP BY "{parent}"'
     )
-    rows = await model._meta.db.execute_query_dict(numbered(model, sql), params)
+    rows = await model._meta.db.execute_query_dict(_numbered(model, sql), params)
     found = {str(row["parent"]): int(row["n"]) for row in rows}
     return {pid: found.get(str(pid), 0) for pid in parent_ids}
 
