@@ -5,6 +5,10 @@ status change and delete, whichever code or SQL makes it. On PostgreSQL they run
 per statement over its transition tables (a sweep of 500 rows is one upsert, taken in
 (group, status) order); on SQLite, once per row. Existing rows are counted here, with
 writes to `invitations` held off on PostgreSQL while they are.
+
+On SQLite, a later migration that rebuilds `invitations` (an AlterField copies it into a
+new table) drops these triggers with the old table: it must create them again
+(`_SQLITE` here). tests/test_invitation_counts.py fails when the counts drift.
 """
 
 from tortoise import migrations
