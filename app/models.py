@@ -259,7 +259,31 @@ class Invitation(Model):
         table = "invitations"
         unique_together = (("group", "open_key"),)
         # A group's invitations newest first, all or by status, read from the index.
-        indexes = (("group_id", "created_at", "id"), ("group_id", "status", "created_at", "id"))
+        # The last: PENDING rows past their expiry not yet swept, counted for `totalCount`.
+        indexes = (
+            ("group_id", "created_at", "id"),
+            ("group_id", "status", "created_at", "id"),
+            ("group_id", "status", "expires_at"),
+        )
+
+
+class InvitationCount(Model):
+    """How many invitations a group holds in one stored status.
+
+    Kept by database triggers on `invitations` (migration 0008) in the transaction of each
+    insert, status change and delete, so `totalCount` reads a few rows, never the group's.
+    """
+
+    id = fields.IntField(primary_key=True)
+    group: fields.ForeignKeyRelation[Group] = fields.ForeignKeyField(
+        "models.Group", related_name="invitation_counts", on_delete=fields.CASCADE
+    )
+    status = fields.CharEnumField(InvitationStatus, max_length=16)
+    n = fields.IntField(default=0)
+
+    class Meta:
+        table = "invitation_counts"
+        unique_together = (("group", "status"),)
 
 
 class InvitationUse(Model):

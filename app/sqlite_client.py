@@ -12,6 +12,10 @@ never wait. `config()` makes Tortoise use this client for `sqlite://` URLs.
 `migration_lock()` lets one process at a time migrate the file: two `usher serve` started
 together would otherwise both read the list of applied migrations, both apply the next
 one, and the second would fail on "table already exists".
+
+`execute_query` counts the rows a statement changed itself, as PostgreSQL does: Tortoise
+counts `total_changes`, which includes what triggers change (`invitation_counts`), so a
+conditional UPDATE of one invitation would report three rows.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +33,7 @@ from tortoise.backends.sqlite.client import (
     SqliteClient,
     SqliteTransactionContext,
     SqliteTransactionWrapper,
+    translate_exceptions,
 )
 from tortoise.exceptions import TransactionManagementError
 
@@ -37,7 +42,26 @@ from tortoise.exceptions import TransactionManagementError
 BUSY_TIMEOUT_MS = 30_000
 
 
-class ImmediateTransactionWrapper(SqliteTransactionWrapper):
+class DirectChanges(SqliteClient):
+    """Row counts without the rows triggers changed."""
+
+    @translate_exceptions
+    async def execute_query(
+        self, query: str, values: list[Any] | None = None
+    ) -> tuple[int, Sequence[dict[str, Any]]]:
+        """Run `query`; the rows it changed (`changes()`), else the rows it returned."""
+        query = query.replace("\x00", "'||CHAR(0)||'")
+        async with self.acquire_connection() as connection:
+            self.log.debug("%s: %s", query, values)
+            start = connection.total_changes
+            rows = await connection.execute_fetchall(query, values)
+            if connection.total_changes == start:
+                return len(rows), rows
+            [(changed,)] = await connection.execute_fetchall("SELECT changes()")
+            return changed, rows
+
+
+class ImmediateTransactionWrapper(DirectChanges, SqliteTransactionWrapper):
     """A transaction that holds the write lock from its start."""
 
     async def begin(self) -> None:
@@ -49,7 +73,7 @@ class ImmediateTransactionWrapper(SqliteTransactionWrapper):
             raise TransactionManagementError(exc) from exc
 
 
-class ImmediateSqliteClient(SqliteClient):
+class ImmediateSqliteClient(DirectChanges):
     """Tortoise's SQLite client whose transactions begin with `BEGIN IMMEDIATE`.
 
     Tortoise has no setting for it; `_in_transaction` and `begin` are the methods each of

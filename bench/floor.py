@@ -165,6 +165,20 @@ def status_where(wanted: Sequence[str], first_mark: int, now: datetime) -> tuple
     return " OR ".join(f"({p})" for p in parts), params
 
 
+def kept_total(rows: Sequence[asyncpg.Record], wanted: set[str]) -> int:
+    """Usher's sum of kept counts, the overdue PENDING rows moved to EXPIRED."""
+    by_status = {r["status"]: r["n"] for r in rows}
+    lagging = by_status.pop("lagging", 0)
+    if not wanted:
+        return sum(by_status.values())
+    total = sum(by_status.get(s, 0) for s in wanted)
+    if "pending" in wanted and "expired" not in wanted:
+        total -= lagging
+    elif "expired" in wanted and "pending" not in wanted:
+        total += lagging
+    return int(total)
+
+
 async def list_invitations(request: Request, variables: dict[str, Any]) -> Response:
     user = await caller(request)
     group = await managed_group(user, "org", "acme")
@@ -175,24 +189,26 @@ async def list_invitations(request: Request, variables: dict[str, Any]) -> Respo
         where, extra = status_where(status, 2, now)
         condition += f" AND ({where})"
         params += extra
-    count_sql = (
-        f'SELECT "group_id" AS parent, COUNT(*) AS n FROM "invitations" WHERE {condition} '
-        'GROUP BY "group_id"'
-    )
-    count_params = list(params)
+    # Usher's `invitation_counts`: the kept counts, and the overdue PENDING rows apart
+    # when the filter names exactly one of PENDING and EXPIRED.
+    wanted = {s.lower() for s in status or ()}
+    count_sql = 'SELECT "group_id", "status", "n" FROM "invitation_counts" WHERE "group_id" IN ($1)'
+    count_params: list[Any] = [group["id"]]
+    if ("pending" in wanted) != ("expired" in wanted):
+        count_sql += (
+            " UNION ALL SELECT group_id, 'lagging', COUNT(*) FROM invitations WHERE "
+            '"group_id" IN ($2) AND status = $3 AND expires_at <= $4 GROUP BY group_id'
+        )
+        count_params += [group["id"], "pending", now]
     if variables.get("after"):
         moment, pk = read_cursor(variables["after"])
         n = len(params)
-        condition += (
-            f' AND ("created_at" < ${n + 1} OR ("created_at" = ${n + 2} AND "id" < ${n + 3}))'
-        )
-        params += [moment, moment, pk]
+        condition += f' AND ("created_at", "id") < (${n + 1}, ${n + 2})'
+        params += [moment, pk]
     params.append(51)
     rows = await pool.fetch(
-        'SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "group_id" ORDER BY '
-        f'"created_at" DESC, "id" DESC) AS usher_rank FROM "invitations" WHERE {condition}) '
-        f'AS ranked WHERE usher_rank <= ${len(params)} ORDER BY "group_id", "created_at" DESC, '
-        '"id" DESC',
+        f'SELECT * FROM "invitations" WHERE {condition} ORDER BY "created_at" DESC, "id" DESC '
+        f"LIMIT ${len(params)}",
         *params,
     )
     page = rows[:50]
@@ -200,7 +216,7 @@ async def list_invitations(request: Request, variables: dict[str, Any]) -> Respo
     marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
     inviter_ids = list(dict.fromkeys(r["inviter_id"] for r in page if r["inviter_id"]))
     count, roles, groups, users, trail = await asyncio.gather(
-        pool.fetchrow(count_sql, *count_params),
+        pool.fetch(count_sql, *count_params),
         pool.fetch(
             'SELECT "role","invitation_id","joined_at","joined_via","permissions","group_id",'
             '"user_id","id" FROM "memberships" WHERE "user_id"=$1 AND "group_id" IN ($2)',
@@ -242,7 +258,7 @@ async def list_invitations(request: Request, variables: dict[str, Any]) -> Respo
     return answer(
         {
             "invitationsByGroup": {
-                "totalCount": count["n"] if count else 0,
+                "totalCount": kept_total(count, wanted),
                 "edges": edges,
                 "pageInfo": {
                     "hasNextPage": len(rows) > 50,

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -189,9 +190,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def worker_round(url: str, smtp: str, redis_url: str, tmp: Path) -> tuple[float, float]:
+async def worker_round(
+    url: str, smtp: str, redis_url: str, tmp: Path, profile: Path | None = None
+) -> tuple[float, float]:
     """Seconds from handing 1000 outbox rows to the queue until all are recorded sent, and
-    the CPU seconds the worker process used meanwhile."""
+    the CPU seconds the worker process used meanwhile; with `profile`, py-spy samples the
+    worker meanwhile and its summary (bench.profile's) is written there."""
     from arq import create_pool
     from arq.connections import RedisSettings
 
@@ -216,12 +220,26 @@ async def worker_round(url: str, smtp: str, redis_url: str, tmp: Path) -> tuple[
         pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue)
         try:
             settings = Settings(database_url=url, redis_url=redis_url, queue_name=queue)
+            spy = None
+            if profile is not None:
+                from bench.profile import record
+
+                spy = record(worker.process.pid, 300, tmp / "worker-profile.txt")
+                await asyncio.sleep(1.0)  # py-spy attached
             cpu = cpu_seconds(worker.process.pid)
             started = time.perf_counter()
             handed = await relay_outbox({"settings": settings, "redis": pool})
             await wait_sent(group)
             elapsed = time.perf_counter() - started
             cpu = cpu_seconds(worker.process.pid) - cpu
+            if spy is not None and profile is not None:
+                from bench.profile import summarise
+
+                spy.send_signal(signal.SIGINT)
+                spy.wait()
+                raw = (tmp / "worker-profile.txt").read_text()
+                summary = summarise(raw, f"usher worker, {MAILS} emails")
+                profile.write_text(summary)  # noqa: ASYNC240 (between rounds)
             assert handed <= MAILS, handed
         finally:
             await pool.aclose()
@@ -310,7 +328,8 @@ async def main(args: argparse.Namespace) -> None:
                 got: dict[str, tuple[float, float]] = {}
                 if "worker" in args.only:
                     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-                    got["worker"] = await worker_round(url, smtp, redis_url, tmp)
+                    profile = Path(args.profile) if args.profile and r == 0 else None
+                    got["worker"] = await worker_round(url, smtp, redis_url, tmp, profile)
                     got["bare x20 per message"] = await bare_per_message(smtp_port, 20)
                     got["bare x20 sessions"] = await bare_sessions(smtp_port, 20)
                 if "inline" in args.only:
@@ -359,4 +378,5 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="worker,inline")
     parser.add_argument("--json", help="append each round's figures to this file")
+    parser.add_argument("--profile", help="py-spy the worker's first round; summary to this file")
     asyncio.run(main(parser.parse_args()))

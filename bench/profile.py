@@ -210,7 +210,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--size", default="100k")
     p.add_argument("--seconds", type=float, default=15)
+    p.add_argument(
+        "--only",
+        default="list,preview,invite",
+        help="operations (list,preview,invite); bench/PROFILE.md is written only with all three",
+    )
     args = p.parse_args()
+    only = set(args.only.split(","))
     base = os.environ.get("BENCH_DATABASE_URL") or seed.DEFAULT_URL
     db = seed.database_for(base, seed.parse_size(args.size))
     asyncio.run(seed.ensure(db))
@@ -235,22 +241,31 @@ def main() -> None:
         "",
     ]
     try:
-        first_page = profile_wrk(usher, first, owner, args.seconds)
-        sections.append(
-            first_page.replace("## ", f"## `invitationsByGroup` first 50, {args.size}: ", 1)
-        )
-        shown = profile_wrk(usher, preview, None, args.seconds)
-        sections.append(
-            shown.replace("## ", f"## `invitationByToken` (the preview), {args.size}: ", 1)
-        )
-        invited = profile_invite(usher, owner, args.seconds)
-        sections.append(invited.replace("## ", f"## `invite` with 100 invitees, {args.size}: ", 1))
+        if "list" in only:
+            first_page = profile_wrk(usher, first, owner, args.seconds)
+            sections.append(
+                first_page.replace("## ", f"## `invitationsByGroup` first 50, {args.size}: ", 1)
+            )
+        if "preview" in only:
+            shown = profile_wrk(usher, preview, None, args.seconds)
+            sections.append(
+                shown.replace("## ", f"## `invitationByToken` (the preview), {args.size}: ", 1)
+            )
+        if "invite" in only:
+            invited = profile_invite(usher, owner, args.seconds)
+            sections.append(
+                invited.replace("## ", f"## `invite` with 100 invitees, {args.size}: ", 1)
+            )
     finally:
         usher.stop()
         redis.stop()
         asyncio.run(_purge(db))
-    OUT.write_text("\n".join(sections))
-    print(f"wrote {OUT}; raw profiles in {procs.LOGS}")
+    if only >= {"list", "preview", "invite"}:
+        OUT.write_text("\n".join(sections))
+        print(f"wrote {OUT}; raw profiles in {procs.LOGS}")
+    else:
+        print("\n".join(sections[len(sections) - len(only) :]))
+        print(f"raw profiles in {procs.LOGS}")
 
 
 if __name__ == "__main__":

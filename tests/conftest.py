@@ -78,6 +78,7 @@ TABLES = (
     "invitation_uses",
     "memberships",
     "invitations",
+    "invitation_counts",
     "autojoin_domains",
     "groups",
     "api_keys",

@@ -15,7 +15,7 @@ from app.mail.transports import FolderTransport
 from app.models import Invitation, OutboxMessage, QuotaCounter
 from app.services import quotas
 from app.services.errors import RateLimited
-from tests.conftest import GQL, INVITE
+from tests.conftest import GQL, INVITE, QueryLog
 from tests.lifecycle_helpers import CREATE_LINK, REVOKE
 from tests.redis_helpers import REDIS_URL, private_queue, redis
 
@@ -251,6 +251,20 @@ async def test_a_burst_across_a_window_edge_counts_on_both_sides() -> None:
     with pytest.raises(RateLimited) as raised:
         await take("full")
     assert raised.value.retry_after == start + quotas.HOUR
+
+
+async def test_a_database_quota_takes_one_statement_per_use(
+    settings: Settings, queries: QueryLog
+) -> None:
+    quota = quotas.Quota("one", 2, quotas.DAY, "tests")
+    assert not await QuotaCounter.exists()  # the connection is open
+    for _ in range(2):
+        queries.statements.clear()
+        await quotas.take(settings, quota, "same")
+        assert len(queries.statements) == 1, queries.statements
+    with pytest.raises(RateLimited):
+        await quotas.take(settings, quota, "same")
+    assert [c.count for c in await QuotaCounter.all()] == [2]
 
 
 async def test_redis_quotas_hold_and_keep_installations_apart(settings: Settings, redis) -> None:

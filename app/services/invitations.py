@@ -38,7 +38,6 @@ from app.services.pages import (
     Where,
     Window,
     db_value,
-    load_counts,
     load_pages,
 )
 from app.services.policies import (
@@ -59,6 +58,8 @@ MAX_METADATA_BYTES = 16_384
 MAX_PERMISSIONS = 50
 MAX_NAME = 255
 MAX_RETURN_TO = 2048
+# In `invitation_counts`: the row counting PENDING invitations past their expiry.
+LAGGING = "lagging"
 
 
 def effective_status(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
@@ -613,8 +614,44 @@ async def invitation_pages(keys: Sequence[PageKey]) -> list[Page[Invitation]]:
 
 
 async def invitation_counts(keys: Sequence[CountKey]) -> list[int]:
-    """How many invitations each key matches, batched (for a DataLoader)."""
-    return await load_counts(Invitation, parent="group_id", keys=keys, where=status_where)
+    """How many invitations each key matches, batched (for a DataLoader), in one statement.
+
+    Reads the counts kept by stored status (`InvitationCount`, kept by triggers), so the
+    cost does not grow with a group's invitations. Filters go by *effective* status: the
+    PENDING rows past their expiry that the sweep has not reached yet are counted apart,
+    from the (group, status, expires_at) index, and moved from PENDING to EXPIRED.
+    """
+    ids = list(dict.fromkeys(key.parent_id for key in keys))
+    if not ids:
+        return []
+    pending, expired = InvitationStatus.PENDING.value, InvitationStatus.EXPIRED.value
+    condition = f'"group_id" IN ({sql.marks(len(ids))})'
+    params = [sql.param(Invitation, "group_id", i) for i in ids]
+    statement = f'SELECT "group_id", "status", "n" FROM "invitation_counts" WHERE {condition}'
+    if any((pending in key.filter) != (expired in key.filter) for key in keys):
+        statement += (
+            f' UNION ALL SELECT "group_id", \'{LAGGING}\', COUNT(*) FROM "invitations"'
+            f' WHERE {condition} AND "status" = ? AND "expires_at" <= ? GROUP BY "group_id"'
+        )
+        params += [*params, pending, sql.param(Invitation, "expires_at", utcnow())]
+    rows = await sql.fetch(Invitation, statement, params)
+    kept: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in rows:
+        kept[str(row["group_id"])][row["status"]] = int(row["n"])
+    totals = []
+    for key in keys:
+        by_status = kept[str(key.parent_id)]
+        if not key.filter:
+            totals.append(sum(n for status, n in by_status.items() if status != LAGGING))
+            continue
+        total = sum(by_status.get(status, 0) for status in key.filter)
+        lagging = by_status.get(LAGGING, 0)
+        if pending in key.filter and expired not in key.filter:
+            total -= lagging
+        elif expired in key.filter and pending not in key.filter:
+            total += lagging
+        totals.append(total)
+    return totals
 
 
 async def group_invitations(

@@ -5,7 +5,8 @@ for one page per parent. `pages_by_parent` answers all of them with one statemen
 rows of every parent, ranked within their parent by `ROW_NUMBER()`, cut at the page size;
 a single parent's page is a plain `ORDER BY … LIMIT`.
 Both SQLite (3.25+) and PostgreSQL have window functions. Counts are a separate, grouped
-statement, run only when a client asks for `totalCount`.
+statement, run only when a client asks for `totalCount` (invitations read kept counts
+instead: see `app.services.invitations.invitation_counts`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each quota counts uses per subject in a sliding window (an hour, a day): invitations made by
 one user, invitations made in one group, emails to one mailbox. They are held
 where every process sees them: in Redis when `REDIS_URL` is set (the `limits` package),
-else in the database, where a conditional UPDATE (or, for a batch, an UPDATE of counters
+else in the database, where one conditional upsert (or, for a batch, an UPDATE of counters
 locked and read in the same transaction) takes what is left, so two processes never both
 take the last use. A batch (`invite` of 100) is counted at once: its first k go through,
 the rest are refused. Open invitations per group is a count of rows, not a rate.
@@ -22,9 +22,7 @@ from limits import RateLimitItemPerDay, RateLimitItemPerHour
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.limits import RateLimitItem
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
-from tortoise.transactions import in_transaction
 
 from app.config import Settings
 from app.models import Group, Invitation, InvitationStatus, QuotaCounter
@@ -113,6 +111,24 @@ def _refusal(quota: Quota, retry_after: datetime, field: list[str] | None) -> Ra
     return RateLimited(f"Limit of {quota.limit} {quota.what} reached", retry_after, field)
 
 
+# One statement takes a use, or takes nothing: it inserts this window's counter at 1, or
+# adds 1 to it, only while the count stays under what the previous window leaves. That
+# window is closed, so its count no longer moves; PostgreSQL evaluates the conflict's
+# WHERE on the locked row, so two processes never both take the last use. `left` is
+# limit - floor(previous * share of it the sliding window still covers), in integers.
+_TAKE = """
+INSERT INTO "quota_counters" ("key", "window_start", "count")
+SELECT ?, {stamp}, 1 WHERE {left} >= 1
+ON CONFLICT ("key", "window_start") DO UPDATE SET "count" = "quota_counters"."count" + 1
+WHERE "quota_counters"."count" < {left}
+RETURNING "count"
+"""
+_LEFT = (
+    '(? - COALESCE((SELECT "count" FROM "quota_counters" WHERE "key" = ? AND '
+    '"window_start" = ?), 0) * CAST(? AS BIGINT) / CAST(? AS BIGINT))'
+)
+
+
 async def _take_database(
     quota: Quota, subject: str, field: list[str] | None, now: datetime | None = None
 ) -> None:
@@ -122,26 +138,26 @@ async def _take_database(
     # the next, and no stretch of one window's length holds much more than the quota.
     now = now or utcnow()
     start = _window_start(quota.window, now)
-    key = f"{quota.name}:{subject}"[:400]
-    previous = await QuotaCounter.get_or_none(key=key, window_start=start - quota.window)
-    before = previous.count if previous else 0
-    overlap = (start + quota.window - now) / quota.window  # share of the last window in it
-    allowed = quota.limit - math.floor(before * overlap)
-    try:
-        # A savepoint: the row may exist already, and a failed insert must not abort
-        # the caller's transaction on PostgreSQL.
-        async with in_transaction():
-            await QuotaCounter.create(key=key, window_start=start, count=0)
-    except IntegrityError:
-        pass
-    # The previous window is closed, so its count no longer moves: the one conditional
-    # UPDATE decides, and two processes never both take the last use.
-    taken = await QuotaCounter.filter(key=key, window_start=start, count__lt=allowed).update(
-        count=F("count") + 1
+    key = _counter_key(quota, subject)
+    previous = sql.param(QuotaCounter, "window_start", start - quota.window)
+    # The share as a fraction of two integers (microseconds), so floor() is exact.
+    covered = (start + quota.window - now) // timedelta(microseconds=1)
+    whole = quota.window // timedelta(microseconds=1)
+    left = [quota.limit, key, previous, covered, whole]
+    stamp = "CAST(? AS TIMESTAMPTZ)" if sql.is_postgres(QuotaCounter) else "?"
+    taken = await sql.fetch(
+        QuotaCounter,
+        _TAKE.format(stamp=stamp, left=_LEFT),
+        [key, sql.param(QuotaCounter, "window_start", start), *left, *left],
     )
     if not taken:
-        current = await QuotaCounter.get(key=key, window_start=start)
-        raise _refusal(quota, _frees_at(quota, start, before, current.count, now), field)
+        counts = dict(
+            await QuotaCounter.filter(
+                key=key, window_start__in=[start - quota.window, start]
+            ).values_list("window_start", "count")
+        )
+        before, current = counts.get(start - quota.window, 0), counts.get(start, 0)
+        raise _refusal(quota, _frees_at(quota, start, before, current, now), field)
 
 
 def _frees_at(quota: Quota, start: datetime, before: int, current: int, now: datetime) -> datetime:
@@ -310,22 +326,27 @@ async def open_slots(
 
     Called inside the transaction that opens them, once it holds the group
     (`hold_group()`), so two invites into one group count one after the other and never
-    both take the last slot. The count stops at the limit, so a large group costs no more
-    than a full one. Over the limit, `retryAfter` is when the next open invitation
-    expires, those this batch opens (expiring at `expiring_at`) included.
+    both take the last slot. The count reads the group's kept counts (`InvitationCount`),
+    less its PENDING rows past their expiry not swept yet (an index range), so a large
+    group costs no more than a small one. Over the limit, `retryAfter` is when the next
+    open invitation expires, those this batch opens (expiring at `expiring_at`) included.
     """
     now = utcnow()
     limit = settings.quota_pending_per_group
+    group = sql.param(Invitation, "group_id", group_id)
+    pending = InvitationStatus.PENDING.value
     rows = await sql.fetch(
         Invitation,
-        'SELECT COUNT(*) AS n FROM (SELECT 1 FROM "invitations" WHERE "group_id" = ? AND '
-        '("status" = ? OR ("status" = ? AND "expires_at" > ?)) LIMIT ?) AS open_rows',
+        'SELECT (SELECT COALESCE(SUM("n"), 0) FROM "invitation_counts" WHERE "group_id" = ? '
+        'AND "status" IN (?, ?)) - (SELECT COUNT(*) FROM "invitations" WHERE "group_id" = ? '
+        'AND "status" = ? AND "expires_at" <= ?) AS n',
         [
-            sql.param(Invitation, "group_id", group_id),
+            group,
             InvitationStatus.DRAFT.value,
-            InvitationStatus.PENDING.value,
+            pending,
+            group,
+            pending,
             sql.param(Invitation, "expires_at", now),
-            limit,
         ],
     )
     free = max(0, limit - int(rows[0]["n"]))
