@@ -92,6 +92,16 @@ class InviteInput(InvitationTermsInput):
     invitees: list[InviteeInput] = strawberry.field(description="Whom to invite (1 to 100).")
     send_email: bool = strawberry.field(default=True, description="False: Usher sends no email.")
     draft: bool = strawberry.field(default=False, description="True: keep as DRAFT until sent.")
+    locale: str | None = strawberry.field(
+        default=None,
+        description="The language of the emails (a BCP 47 tag such as nl or de-AT); "
+        "default the group's language.",
+    )
+    subject: str | None = strawberry.field(
+        default=None,
+        description="A subject for the invitee's emails instead of the template's (one line, "
+        "at most 255 characters).",
+    )
 
 
 @strawberry.type
@@ -183,6 +193,8 @@ class InvitationMutation:
             ],
             send_email=input.send_email,
             draft=input.draft,
+            locale=input.locale,
+            subject=input.subject,
             **input.terms(),
         )
         return InvitePayload(

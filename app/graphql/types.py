@@ -119,6 +119,9 @@ class Membership:
     role: str = strawberry.field(description="The member's role in the group.")
     permissions: list[str] = strawberry.field(description="Extra permissions (security profiles).")
     joined_at: datetime = strawberry.field(description="When the user joined.")
+    metadata: JSON | None = strawberry.field(
+        description="The accepted invitation's `metadata`; null for autojoin."
+    )
 
     @classmethod
     def of(cls, m: models.Membership) -> Membership:
@@ -129,6 +132,7 @@ class Membership:
             role=m.role,
             permissions=list(m.permissions or []),
             joined_at=m.joined_at,
+            metadata=m.metadata,
         )
 
     @strawberry.field(description="The member.")
@@ -315,6 +319,12 @@ class Invitation:
     message: str | None = strawberry.field(description="A personal note from the inviter.")
     metadata: JSON | None = strawberry.field(description="Free data carried to the membership.")
     return_to: str | None = strawberry.field(description="Where the app goes after accepting.")
+    locale: str | None = strawberry.field(
+        description="The language of its emails (BCP 47); null: the group's language."
+    )
+    subject: str | None = strawberry.field(
+        description="The subject of its emails, replacing the template's; null: the template's."
+    )
     expires_at: datetime = strawberry.field(description="When it stops being acceptable.")
     created_at: datetime = strawberry.field(description="When it was created.")
     accepted_at: datetime | None = strawberry.field(description="When it was accepted.")
@@ -344,6 +354,8 @@ class Invitation:
             message=m.message,
             metadata=m.metadata,
             return_to=m.return_to,
+            locale=m.locale,
+            subject=m.subject,
             expires_at=m.expires_at,
             created_at=m.created_at,
             accepted_at=m.accepted_at,
@@ -379,6 +391,15 @@ class Invitation:
         if not await self._managed_by_caller(info):
             return None
         return invitation_service.invite_url(info.context.settings, self.model)
+
+    @strawberry.field(
+        description="The Message-ID of the last email sent for it; only for those who may "
+        "manage it."
+    )
+    async def message_id(self, info: Info) -> str | None:
+        if self.model.message_id is None or not await self._managed_by_caller(info):
+            return None
+        return self.model.message_id
 
     @strawberry.field(
         description=f"The audit trail: its {EVENTS_SHOWN} most recent events at most, oldest "

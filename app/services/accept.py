@@ -100,8 +100,12 @@ async def grant_membership(
     permissions: Sequence[str],
     via: JoinMethod,
     invitation_id: UUID | None = None,
+    metadata: Any = None,
 ) -> tuple[Membership, bool]:
     """The user's membership, created or raised to `role` (never lowered); (row, created).
+
+    A new membership carries `metadata` (the accepted invitation's); an existing one keeps
+    its own.
 
     Publishes `membership.created`, or `membership.updated` when the role or permissions
     of an existing membership grew.
@@ -110,7 +114,7 @@ async def grant_membership(
         # A savepoint: on PostgreSQL a failed insert would otherwise abort the caller's
         # transaction.
         async with in_transaction():
-            membership = await Membership.create(
+            membership = Membership(
                 user_id=user.id,
                 group_id=group.id,
                 role=role,
@@ -118,6 +122,9 @@ async def grant_membership(
                 joined_via=via,
                 invitation_id=invitation_id,
             )
+            # Set after construction, where Tortoise does not take a string for encoded JSON.
+            membership.metadata = metadata
+            await membership.save()
     except IntegrityError:
         pass
     else:
@@ -173,6 +180,7 @@ async def _admit(
         permissions=invitation.permissions,
         via=JoinMethod.INVITATION,
         invitation_id=invitation.id,
+        metadata=invitation.metadata,
     )
     detail = {"role": membership.role, "newMember": created, **detail}
     await core.record(

@@ -29,7 +29,7 @@ from app.services import changes, events, quotas, sql
 from app.services.auth import Principal
 from app.services.common import utcnow
 from app.services.errors import DomainError, ErrorCode
-from app.services.groups import find_group
+from app.services.groups import find_group, normalize_locale
 from app.services.pages import (
     CountKey,
     Page,
@@ -54,6 +54,7 @@ from app.services.tokens import make_token, read_token
 MAX_INVITEES = 100
 MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 90, 7
 MAX_MESSAGE = 2000
+MAX_SUBJECT = 255
 MAX_METADATA_BYTES = 16_384
 MAX_PERMISSIONS = 50
 MAX_NAME = 255
@@ -184,6 +185,17 @@ def check_payload(
         check_return_to(settings, return_to)
 
 
+def check_email_options(locale: str | None, subject: str | None) -> tuple[str | None, str | None]:
+    """An invitation's email language in its BCP 47 form and its subject (one line, at
+    most MAX_SUBJECT characters; blank is none), or INVALID_INPUT."""
+    if locale is not None:
+        locale = normalize_locale(locale, ["locale"]) if locale.strip() else None
+    if subject is not None:
+        check_text(subject, ["subject"], max_length=MAX_SUBJECT)
+        subject = subject.strip() or None
+    return locale, subject
+
+
 def check_return_to(settings: Settings, value: str) -> None:
     """INVALID_INPUT unless `value` is a path on the app or an https URL on an allowed origin.
 
@@ -272,6 +284,8 @@ async def invite(
     draft: bool = False,
     metadata: Any = None,
     return_to: str | None = None,
+    locale: str | None = None,
+    subject: str | None = None,
 ) -> tuple[list[Invitation], list[DomainError]]:
     """Invite people by email. Whole-request problems raise; per-invitee ones are returned.
 
@@ -288,6 +302,7 @@ async def invite(
         )
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     check_payload(settings, message, metadata, permissions, return_to)
+    locale, subject = check_email_options(locale, subject)
     default_role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, default_role, ["role"])
 
@@ -306,6 +321,8 @@ async def invite(
         message=message,
         metadata=metadata,
         return_to=return_to,
+        locale=locale,
+        subject=subject,
         expires_at=expiry,
         send_email=send_email,
         draft=draft,
@@ -337,6 +354,8 @@ class _Terms:
     message: str | None
     metadata: Any
     return_to: str | None
+    locale: str | None
+    subject: str | None
     expires_at: datetime
     send_email: bool
     draft: bool
@@ -497,6 +516,8 @@ def _invitation(terms: _Terms, p: _Planned) -> Invitation:
         permissions=terms.permissions,
         message=terms.message,
         return_to=terms.return_to,
+        locale=terms.locale,
+        subject=terms.subject,
         status=status,
         expires_at=terms.expires_at,
         inviter=terms.principal.user,

@@ -1,0 +1,110 @@
+"""An invitation's own email options (language, subject), its Message-ID, and the
+metadata it carries to the membership."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.config import Settings
+from app.jobs.email import deliver
+from app.models import Invitation, Membership, MessageKind, OutboxMessage
+from tests.conftest import GQL
+from tests.lifecycle_helpers import ACCEPT, CREATE_LINK, token_of
+from tests.mailserver import MailServer, body
+from tests.redis_helpers import job_ctx
+from tests.test_branding import mail_server, mail_server_session, olivia, settings
+
+__all__ = ["mail_server", "mail_server_session", "olivia", "settings"]
+
+INVITE = """
+mutation($input: InviteInput!) {
+  invite(input: $input) {
+    invitations { id locale subject messageId inviteUrl metadata }
+    errors { code field message }
+  }
+}"""
+INVITATION = "query($id: ID!) { invitation(id: $id) { locale subject messageId } }"
+
+
+async def invite(gql: GQL, auth: str, email: str = "ben@example.com", **extra: Any) -> Any:
+    data = await gql(
+        INVITE,
+        {"input": {"groupType": "org", "groupId": "acme", "invitees": [{"email": email}], **extra}},
+        auth=auth,
+    )
+    return data["invite"]
+
+
+async def test_locale_and_subject_are_kept_in_their_normal_form(gql: GQL, olivia: str) -> None:
+    answer = await invite(gql, olivia, locale="de_at", subject="  Komm zu Acme  ")
+    assert answer["errors"] == []
+    [shown] = answer["invitations"]
+    assert (shown["locale"], shown["subject"]) == ("de-AT", "Komm zu Acme")
+    # Blank means none: the group's language and the template's subject.
+    [plain] = (await invite(gql, olivia, "cy@example.com", locale=" ", subject=""))["invitations"]
+    assert (plain["locale"], plain["subject"]) == (None, None)
+
+
+async def test_bad_locale_or_subject_is_refused_on_its_field_and_writes_nothing(
+    gql: GQL, olivia: str
+) -> None:
+    cases = [
+        ({"locale": "klingon-x-y-z"}, ["locale"]),
+        ({"locale": "../../etc"}, ["locale"]),
+        ({"subject": "Hi\r\nBcc: all@example.com"}, ["subject"]),
+        ({"subject": "x" * 256}, ["subject"]),
+    ]
+    for extra, field in cases:
+        answer = await invite(gql, olivia, **extra)
+        assert answer["invitations"] == []
+        [error] = answer["errors"]
+        assert (error["code"], error["field"]) == ("INVALID_INPUT", field), extra
+    assert await Invitation.all().count() == 0
+
+
+async def test_the_language_and_subject_arrive_over_smtp_with_the_message_id(
+    gql: GQL, olivia: str, settings: Settings, mail_server: MailServer
+) -> None:
+    answer = await invite(gql, olivia, locale="de", subject="Willkommen, Ben")
+    [shown] = answer["invitations"]
+    assert shown["messageId"] is None  # nothing sent yet
+    row = await OutboxMessage.get(invitation_id=shown["id"], kind=MessageKind.INVITATION)
+    assert await deliver(job_ctx(settings), outbox_id=str(row.id)) == "sent"
+    [mail] = await mail_server.handler.wait_for(1)
+    assert mail["Subject"] == "Willkommen, Ben"
+    assert "Einladung" in body(mail, "plain")
+    assert '<html lang="de">' in body(mail, "html")
+
+    managed = (await gql(INVITATION, {"id": shown["id"]}, auth=olivia))["invitation"]
+    assert managed["messageId"] == mail["Message-ID"]
+    # The invitee sees the invitation, but not the message's id.
+    ben = gql.token("ben", "ben@example.com")
+    seen = (await gql(INVITATION, {"id": shown["id"]}, auth=ben))["invitation"]
+    assert seen is not None and seen["messageId"] is None
+
+
+async def test_metadata_is_carried_to_the_membership_on_accept(gql: GQL, olivia: str) -> None:
+    metadata = {"plan": "pro", "seats": [1, 2], "note": "from the sales call"}
+    [shown] = (await invite(gql, olivia, metadata=metadata))["invitations"]
+    ben = gql.token("ben", "ben@example.com")
+    accept = ACCEPT.replace("role permissions", "role permissions metadata")
+    data = await gql(accept, {"token": token_of(shown["inviteUrl"])}, auth=ben)
+    assert data["acceptInvitation"]["errors"] == []
+    assert data["acceptInvitation"]["memberships"][0]["metadata"] == metadata
+    stored = await Membership.get(invitation_id=shown["id"])
+    assert stored.metadata == metadata
+
+
+async def test_a_link_carries_plain_string_metadata_to_each_member(gql: GQL, olivia: str) -> None:
+    data = await gql(
+        CREATE_LINK,
+        {"input": {"groupType": "org", "groupId": "acme", "metadata": "campaign-42"}},
+        auth=olivia,
+    )
+    link = data["createInviteLink"]["invitation"]
+    accept = ACCEPT.replace("role permissions", "role permissions metadata")
+    for name in ("ann", "bob"):
+        joiner = gql.token(name, f"{name}@example.com")
+        answer = await gql(accept, {"token": token_of(link["inviteUrl"])}, auth=joiner)
+        assert answer["acceptInvitation"]["memberships"][0]["metadata"] == "campaign-42"
+    assert await Membership.filter(invitation_id=link["id"]).count() == 2
