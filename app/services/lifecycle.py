@@ -323,26 +323,50 @@ def _resend_changes(invitation: Invitation, now: datetime) -> dict[str, Any]:
     }
 
 
+def _first_email_changes(now: datetime) -> dict[str, Any]:
+    # The token is kept: whoever already holds the link can still use it.
+    return {
+        "send_email": True,
+        "last_sent_at": now,
+        "delivery_status": DeliveryStatus.QUEUED,
+        "delivery_error": None,
+    }
+
+
 async def resend_invitation(
     settings: Settings, principal: Principal, *, invitation_id: str
 ) -> Invitation:
-    """PENDING: rotate the token and queue the email again, within the cool-down and cap."""
+    """PENDING: rotate the token and queue the email again, within the cool-down and cap.
+
+    An invitation made with `sendEmail: false` is emailed for the first time instead, with
+    its token kept: the link the host shared by other means stays valid.
+    """
     field = ["id"]
     invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     if invitation.target_type == TargetType.LINK:
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
+    first_email = not invitation.send_email
+    if first_email:
+        # Once only (the row must still be unmailed), so no cool-down is needed.
+        mail, fields = MessageKind.INVITATION, _first_email_changes(now)
+        condition: Q | None = Q(send_email=False)
+    else:
+        mail, fields = MessageKind.RESEND, _resend_changes(invitation, now)
+        cooled = _cooled_down(settings, now)
+        condition = Q(send_email=True) & cooled if cooled is not None else Q(send_email=True)
     async with events.transaction():
         resent = await core.change(
             invitation.id,
             event=EventType.RESENT,
             from_statuses=[InvitationStatus.PENDING],
             actor=principal,
-            mail=MessageKind.RESEND if invitation.send_email else None,
+            mail=mail,
             unexpired=True,
             now=now,
-            extra=_cooled_down(settings, now),
-            **_resend_changes(invitation, now),
+            detail={"firstEmail": True} if first_email else None,
+            extra=condition,
+            **fields,
         )
         if resent is not None:
             # Over the cap, the change rolls back with the refusal.
