@@ -7,7 +7,7 @@ from typing import Any
 
 from app.config import Settings
 from app.jobs.email import deliver
-from app.models import Invitation, Membership, MessageKind, OutboxMessage
+from app.models import DeliveryStatus, Invitation, Membership, MessageKind, OutboxMessage
 from tests.conftest import GQL
 from tests.lifecycle_helpers import ACCEPT, CREATE_LINK, token_of
 from tests.mailserver import MailServer, body
@@ -108,3 +108,83 @@ async def test_a_link_carries_plain_string_metadata_to_each_member(gql: GQL, oli
         answer = await gql(accept, {"token": token_of(link["inviteUrl"])}, auth=joiner)
         assert answer["acceptInvitation"]["memberships"][0]["metadata"] == "campaign-42"
     assert await Membership.filter(invitation_id=link["id"]).count() == 2
+
+
+UPDATE_EMAIL = """
+mutation($id: ID!, $email: String) {
+  updateInvitation(id: $id, input: {email: $email}) {
+    invitation { email status deliveryStatus inviteUrl events { type } }
+    errors { code field message }
+  }
+}"""
+
+
+async def _update_email(gql: GQL, auth: str, invitation_id: str, email: str | None) -> Any:
+    data = await gql(UPDATE_EMAIL, {"id": invitation_id, "email": email}, auth=auth)
+    return data["updateInvitation"]
+
+
+async def test_a_bounced_address_is_corrected_and_emailed_again(
+    gql: GQL, olivia: str, settings: Settings, mail_server: MailServer
+) -> None:
+    [shown] = (await invite(gql, olivia, "ben@exmaple.com"))["invitations"]
+    # Only once its email has failed may a PENDING invitation change address.
+    early = await _update_email(gql, olivia, shown["id"], "ben@example.com")
+    assert [(e["code"], e["field"]) for e in early["errors"]] == [("INVALID_STATUS", ["email"])]
+    await Invitation.filter(id=shown["id"]).update(
+        delivery_status=DeliveryStatus.FAILED, delivery_error="550 no such domain"
+    )
+    await OutboxMessage.filter(invitation_id=shown["id"]).delete()
+
+    fixed = await _update_email(gql, olivia, shown["id"], "Ben@Example.com")
+    assert fixed["errors"] == []
+    moved = fixed["invitation"]
+    assert (moved["email"], moved["status"], moved["deliveryStatus"]) == (
+        "Ben@example.com",
+        "PENDING",
+        "QUEUED",
+    )
+    assert moved["inviteUrl"] != shown["inviteUrl"]  # the old link stops working
+    assert moved["events"][-1]["type"] == "UPDATED"
+    row = await OutboxMessage.get(invitation_id=shown["id"], kind=MessageKind.INVITATION)
+    assert await deliver(job_ctx(settings), outbox_id=str(row.id)) == "sent"
+    [mail] = await mail_server.handler.wait_for(1)
+    assert mail["To"] == "Ben@example.com"
+    assert token_of(moved["inviteUrl"]) in body(mail, "plain")
+
+
+async def test_a_draft_changes_address_without_an_email(gql: GQL, olivia: str) -> None:
+    [shown] = (await invite(gql, olivia, "ann@example.com", draft=True))["invitations"]
+    moved = await _update_email(gql, olivia, shown["id"], "anne@example.com")
+    assert moved["errors"] == []
+    assert (moved["invitation"]["email"], moved["invitation"]["status"]) == (
+        "anne@example.com",
+        "DRAFT",
+    )
+    assert await OutboxMessage.filter(invitation_id=shown["id"]).count() == 0
+
+
+async def test_a_new_address_that_is_taken_is_refused_and_nothing_changes(
+    gql: GQL, olivia: str
+) -> None:
+    [draft] = (await invite(gql, olivia, "ann@example.com", draft=True))["invitations"]
+    await invite(gql, olivia, "cy@example.com")
+    member = gql.token("dee", "dee@example.com")
+    [to_dee] = (await invite(gql, olivia, "dee@example.com"))["invitations"]
+    accepted = await gql(ACCEPT, {"token": token_of(to_dee["inviteUrl"])}, auth=member)
+    assert accepted["acceptInvitation"]["errors"] == []
+    made = await gql(CREATE_LINK, {"input": {"groupType": "org", "groupId": "acme"}}, auth=olivia)
+    link = made["createInviteLink"]["invitation"]
+    cases = [
+        (draft["id"], "CY@example.com", "ALREADY_INVITED", "email"),
+        (draft["id"], "dee@example.com", "ALREADY_MEMBER", "email"),
+        (draft["id"], "not an address", "INVALID_EMAIL", "email"),
+        (draft["id"], None, "INVALID_EMAIL", "email"),
+        (link["id"], "eve@example.com", "INVALID_INPUT", "email"),
+        (to_dee["id"], "eve@example.com", "INVALID_STATUS", "id"),  # accepted: final
+    ]
+    for invitation_id, email, code, field in cases:
+        answer = await _update_email(gql, olivia, invitation_id, email)
+        assert [(e["code"], e["field"]) for e in answer["errors"]] == [(code, [field])], email
+    stored = await Invitation.get(id=draft["id"])
+    assert stored.email == "ann@example.com" and stored.token_version == 1

@@ -572,13 +572,27 @@ async def test_renew_with_resend_honours_the_cool_down(gql: GQL, make_group: Mak
     assert plain["errors"] == []
 
 
-async def test_resend_without_email_rotates_the_link_only(gql: GQL, make_group: MakeGroup) -> None:
+async def test_resend_of_an_unmailed_invitation_emails_it_and_keeps_the_link(
+    gql: GQL, make_group: MakeGroup
+) -> None:
     owner = gql.token("olivia", "olivia@acme.com")
     await make_group(owner)
     invitation = await invite_one(gql, owner, BEN, sendEmail=False)
-    await age(invitation["id"])
+    assert invitation["deliveryStatus"] == "DISABLED"
+    # No cool-down for the first email: the host asks for it right away.
     payload = (await gql(RESEND, {"id": invitation["id"]}, auth=owner))["resendInvitation"]
     assert payload["errors"] == []
-    assert payload["invitation"]["deliveryStatus"] == "DISABLED"
-    assert payload["invitation"]["inviteUrl"] != invitation["inviteUrl"]
-    assert await OutboxMessage.filter(invitation_id=UUID(invitation["id"])).count() == 0
+    assert payload["invitation"]["deliveryStatus"] == "QUEUED"
+    # The link the host already shared still opens it.
+    assert payload["invitation"]["inviteUrl"] == invitation["inviteUrl"]
+    [row] = await OutboxMessage.filter(invitation_id=UUID(invitation["id"]))
+    assert row.kind == MessageKind.INVITATION
+    events = [e["type"] for e in payload["invitation"]["events"]]
+    assert events[-1] == "RESENT"
+    # From now on it is an emailed invitation: the next resend rotates, after the cool-down.
+    again = (await gql(RESEND, {"id": invitation["id"]}, auth=owner))["resendInvitation"]
+    assert again["errors"][0]["code"] == "RATE_LIMITED"
+    await age(invitation["id"])
+    third = (await gql(RESEND, {"id": invitation["id"]}, auth=owner))["resendInvitation"]
+    assert third["errors"] == []
+    assert third["invitation"]["inviteUrl"] != invitation["inviteUrl"]

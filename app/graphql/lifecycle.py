@@ -32,6 +32,11 @@ class CreateInviteLinkInput(InvitationTermsInput):
     "null clears them."
 )
 class UpdateInvitationInput:
+    email: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A new address, for a DRAFT or a PENDING invitation whose email FAILED: "
+        "the token rotates and a PENDING one is emailed again.",
+    )
     role: str | None = strawberry.field(
         default=strawberry.UNSET, description="The role the membership will get."
     )

@@ -308,7 +308,7 @@ async def invite(
 
     errors: dict[int, DomainError] = {}
     planned = await _plan(settings, principal, group, invitees, default_role, errors)
-    members = await _members_among(group.id, [p.key for p in planned])
+    members = await members_among(group.id, [p.key for p in planned])
     for p in planned:
         if p.key in members:
             errors[p.index] = DomainError(
@@ -396,7 +396,7 @@ async def _plan(
     return planned
 
 
-async def _members_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
+async def members_among(group_id: UUID, keys: Sequence[str]) -> set[str]:
     """Which of the addresses `keys` belong to members of the group, in one query.
 
     Addresses compare as `email__iexact` does, UPPER() on both sides, in the database.

@@ -34,7 +34,10 @@ from app.services.invitations import (
     check_payload,
     create_invitation,
     effective_status,
+    expire_overdue,
     manageable_group,
+    members_among,
+    normalize_email,
     resolve_expiry,
 )
 from app.services.policies import can_manage_invitation, check_grant, is_member
@@ -43,7 +46,7 @@ MAX_LINK_USES = 10_000
 
 # Fields `updateInvitation` may change, by model field name.
 UPDATABLE = frozenset(
-    {"role", "first_name", "last_name", "message", "permissions", "metadata", "return_to"}
+    {"role", "first_name", "last_name", "message", "permissions", "metadata", "return_to", "email"}
 )
 _INPUT_NAMES = {
     "first_name": "firstName",
@@ -242,18 +245,78 @@ async def update_invitation(
         raise DomainError(ErrorCode.INVALID_INPUT, "Give at least one field to change.")
     now = utcnow()
     names = sorted(_INPUT_NAMES.get(n, n) for n in changes)
-    updated = await core.change(
-        invitation.id,
-        event=EventType.UPDATED,
-        from_statuses=[InvitationStatus.DRAFT, InvitationStatus.PENDING],
-        actor=principal,
-        detail={"fields": names},
-        extra=Q(status=InvitationStatus.DRAFT) | Q(expires_at__gt=now),
-        **changes,
-    )
+    condition = Q(status=InvitationStatus.DRAFT) | Q(expires_at__gt=now)
+    mail = None
+    if "email" in changes:
+        readdress, mail = await _readdress(invitation, changes.pop("email"), now)
+        changes.update(readdress)
+        condition = Q(status=InvitationStatus.DRAFT) | Q(
+            expires_at__gt=now, delivery_status=DeliveryStatus.FAILED
+        )
+    try:
+        async with events.transaction():
+            if "email_key" in changes:
+                await expire_overdue(
+                    now=now,
+                    group_id=invitation.group_id,  # type: ignore[attr-defined]
+                    open_keys=[changes["email_key"]],
+                )
+            updated = await core.change(
+                invitation.id,
+                event=EventType.UPDATED,
+                from_statuses=[InvitationStatus.DRAFT, InvitationStatus.PENDING],
+                actor=principal,
+                detail={"fields": names},
+                mail=mail,
+                extra=condition,
+                **changes,
+            )
+    except IntegrityError:
+        raise DomainError(
+            ErrorCode.ALREADY_INVITED,
+            f"{changes['email']} already has an open invitation.",
+            ["email"],
+        ) from None
     if updated is None:
+        if (
+            "email_key" in changes
+            and await Invitation.filter(id=invitation.id, status=InvitationStatus.PENDING).exists()
+        ):
+            raise DomainError(
+                ErrorCode.INVALID_STATUS,
+                "The address of a PENDING invitation can change only after its email "
+                "failed (deliveryStatus FAILED).",
+                ["email"],
+            )
         raise await refusal(invitation.id, "updated", field)
     return updated
+
+
+async def _readdress(
+    invitation: Invitation, value: str | None, now: datetime
+) -> tuple[dict[str, Any], MessageKind | None]:
+    """The changes that move an invitation to another address, and the email they send.
+
+    The token rotates, so a link that went to the wrong address stops working; a PENDING
+    invitation (whose email failed) is emailed again at once.
+    """
+    if invitation.target_type == TargetType.LINK:
+        raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email address.", ["email"])
+    if not value:
+        raise DomainError(ErrorCode.INVALID_EMAIL, "email cannot be empty.", ["email"])
+    email, key = normalize_email(value)
+    if await members_among(invitation.group_id, [key]):  # type: ignore[attr-defined]
+        raise DomainError(ErrorCode.ALREADY_MEMBER, f"{email} is already a member.", ["email"])
+    changes: dict[str, Any] = {
+        "email": email,
+        "email_key": key,
+        "open_key": key,
+        "token_version": F("token_version") + 1,
+    }
+    if invitation.status == InvitationStatus.DRAFT or not invitation.send_email:
+        return changes, None
+    changes.update(last_sent_at=now, delivery_status=DeliveryStatus.QUEUED, delivery_error=None)
+    return changes, MessageKind.INVITATION
 
 
 # --- revoke ------------------------------------------------------------------------------
@@ -323,26 +386,50 @@ def _resend_changes(invitation: Invitation, now: datetime) -> dict[str, Any]:
     }
 
 
+def _first_email_changes(now: datetime) -> dict[str, Any]:
+    # The token is kept: whoever already holds the link can still use it.
+    return {
+        "send_email": True,
+        "last_sent_at": now,
+        "delivery_status": DeliveryStatus.QUEUED,
+        "delivery_error": None,
+    }
+
+
 async def resend_invitation(
     settings: Settings, principal: Principal, *, invitation_id: str
 ) -> Invitation:
-    """PENDING: rotate the token and queue the email again, within the cool-down and cap."""
+    """PENDING: rotate the token and queue the email again, within the cool-down and cap.
+
+    An invitation made with `sendEmail: false` is emailed for the first time instead, with
+    its token kept: the link the host shared by other means stays valid.
+    """
     field = ["id"]
     invitation = await reissuable_invitation(settings, principal, invitation_id, field)
     if invitation.target_type == TargetType.LINK:
         raise DomainError(ErrorCode.INVALID_INPUT, "A link has no email to resend.", field)
     now = utcnow()
+    first_email = not invitation.send_email
+    if first_email:
+        # Once only (the row must still be unmailed), so no cool-down is needed.
+        mail, fields = MessageKind.INVITATION, _first_email_changes(now)
+        condition: Q | None = Q(send_email=False)
+    else:
+        mail, fields = MessageKind.RESEND, _resend_changes(invitation, now)
+        cooled = _cooled_down(settings, now)
+        condition = Q(send_email=True) & cooled if cooled is not None else Q(send_email=True)
     async with events.transaction():
         resent = await core.change(
             invitation.id,
             event=EventType.RESENT,
             from_statuses=[InvitationStatus.PENDING],
             actor=principal,
-            mail=MessageKind.RESEND if invitation.send_email else None,
+            mail=mail,
             unexpired=True,
             now=now,
-            extra=_cooled_down(settings, now),
-            **_resend_changes(invitation, now),
+            detail={"firstEmail": True} if first_email else None,
+            extra=condition,
+            **fields,
         )
         if resent is not None:
             # Over the cap, the change rolls back with the refusal.
