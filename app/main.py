@@ -27,6 +27,7 @@ from app.graphql.context import Context, build_context
 from app.graphql.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, json_too_deep
 from app.graphql.schema import build_schema
 from app.services.auth import KnownUsers
+from app.services.invitations import accept_test_domains
 
 
 class UsherGraphQL(GraphQL[Context, None]):
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool | None = None
     """The Starlette app; with `run_jobs` (default: no REDIS_URL) jobs run in-process."""
     settings = settings or get_settings()
     settings.check()
+    accept_test_domains(not settings.is_production)
     if run_jobs is None:
         run_jobs = settings.redis_url is None
     graphql = UsherGraphQL(settings)

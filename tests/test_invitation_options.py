@@ -188,3 +188,52 @@ async def test_a_new_address_that_is_taken_is_refused_and_nothing_changes(
         assert [(e["code"], e["field"]) for e in answer["errors"]] == [(code, [field])], email
     stored = await Invitation.get(id=draft["id"])
     assert stored.email == "ann@example.com" and stored.token_version == 1
+
+
+async def _invite_through(app_settings: Settings, email: str) -> Any:
+    """Create a group and invite `email` through an app made with `app_settings`."""
+    import httpx
+
+    from app.main import create_app
+    from app.services.auth import make_dev_jwt
+
+    app = create_app(app_settings, run_jobs=False)
+    token = make_dev_jwt(app_settings, sub="olga", email="olga@acme.com")
+    headers = {"Authorization": f"Bearer {token}"}
+    make = 'mutation { createGroup(input: {type: "org", externalId: "acme", name: "Acme"}) { errors { code } } }'
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as http:
+        await http.post("/graphql", json={"query": make}, headers=headers)
+        variables = {
+            "input": {"groupType": "org", "groupId": "acme", "invitees": [{"email": email}]}
+        }
+        response = await http.post(
+            "/graphql", json={"query": INVITE, "variables": variables}, headers=headers
+        )
+    return response.json()["data"]["invite"]
+
+
+async def test_test_domains_are_accepted_in_development_only(database: str) -> None:
+    development = Settings(accept_url="https://app.example.com/i?t={token}")
+    answer = await _invite_through(development, "ben@staging.test")
+    assert answer["errors"] == [] and len(answer["invitations"]) == 1
+    await Invitation.all().delete()
+
+    production = Settings(
+        env="production",
+        allow_sqlite=True,
+        mail_dir="./outbox",
+        accept_url="https://app.example.com/i?t={token}",
+        secret_key="production-test-secret-key-0123456789",
+        jwt_secret="production-test-jwt-secret-0123456789",
+    )
+    answer = await _invite_through(production, "ben@staging.test")
+    assert [(e["code"], e["field"]) for e in answer["errors"]] == [
+        ("INVALID_EMAIL", ["invitees", "0", "email"])
+    ]
+    # Names no mail can reach are refused everywhere; the documented examples are not.
+    answer = await _invite_through(development, "ann@box.localhost")
+    assert answer["errors"][0]["code"] == "INVALID_EMAIL"
+    answer = await _invite_through(production, "cy@corp.example")
+    assert answer["errors"] == []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 from tortoise.exceptions import IntegrityError
 
@@ -120,6 +121,14 @@ def resolve_expiry(
             ["expiresInDays"],
         )
     return now + timedelta(days=days)
+
+
+def accept_test_domains(accepted: bool) -> None:
+    """Accept addresses at `.test` (reserved for testing, RFC 6761) or refuse them, as
+    email-validator does by default; development accepts them, production never does.
+    `.example` and `example.com` are accepted everywhere; `.localhost`, `.local` and
+    `.invalid` nowhere (no mail can reach them)."""
+    email_validator.TEST_ENVIRONMENT = accepted
 
 
 def normalize_email(value: str) -> tuple[str, str]:
