@@ -7,7 +7,14 @@ from typing import Any
 
 from app.config import Settings
 from app.jobs.email import deliver
-from app.models import DeliveryStatus, Invitation, Membership, MessageKind, OutboxMessage
+from app.models import (
+    DeliveryStatus,
+    Invitation,
+    Membership,
+    MessageKind,
+    OutboxMessage,
+    User,
+)
 from tests.conftest import GQL
 from tests.lifecycle_helpers import ACCEPT, CREATE_LINK, token_of
 from tests.mailserver import MailServer, body
@@ -237,3 +244,79 @@ async def test_test_domains_are_accepted_in_development_only(database: str) -> N
     assert answer["errors"][0]["code"] == "INVALID_EMAIL"
     answer = await _invite_through(production, "cy@corp.example")
     assert answer["errors"] == []
+
+
+BY_KEY = """
+mutation($input: InviteInput!) {
+  invite(input: $input) {
+    invitations { id inviteUrl inviter { externalId email name } }
+    errors { code field message }
+  }
+}"""
+PREVIEW_BY_TOKEN = "query($t: String!) { invitationByToken(token: $t) { inviterName } }"
+EMAIL_PREVIEW = "query($id: ID!) { emailPreview(invitationId: $id) { subject text } }"
+
+
+async def _invite_by(gql: GQL, auth: str, invited_by: Any, email: str = "ben@example.com") -> Any:
+    variables = {
+        "input": {
+            "groupType": "org",
+            "groupId": "acme",
+            "invitees": [{"email": email}],
+            "invitedBy": invited_by,
+        }
+    }
+    return (await gql(BY_KEY, variables, auth=auth))["invite"]
+
+
+async def test_an_api_key_invites_on_behalf_of_a_user_named_everywhere(
+    gql: GQL, api_key: str, make_group: Any
+) -> None:
+    await make_group(api_key, name="Acme")
+    olga = {"externalId": "olga", "email": "olga@acme.com", "name": "Olga Oak"}
+    answer = await _invite_by(gql, api_key, olga)
+    assert answer["errors"] == []
+    [shown] = answer["invitations"]
+    assert shown["inviter"] == olga
+    token = token_of(shown["inviteUrl"])
+    preview = (await gql(PREVIEW_BY_TOKEN, {"t": token}))["invitationByToken"]
+    assert preview["inviterName"] == "Olga Oak"
+    email = (await gql(EMAIL_PREVIEW, {"id": shown["id"]}, auth=api_key))["emailPreview"]
+    assert "Olga Oak" in email["text"]
+    # The host app vouches for the address: the acceptance notice goes there.
+    ben = gql.token("ben", "ben@example.com")
+    accepted = await gql(ACCEPT, {"token": token}, auth=ben)
+    assert accepted["acceptInvitation"]["errors"] == []
+    assert await OutboxMessage.filter(
+        invitation_id=shown["id"], kind=MessageKind.ACCEPTED_NOTICE
+    ).exists()
+    # Named again, the same user, brought up to date.
+    again = await _invite_by(gql, api_key, {"externalId": "olga", "name": "Olga O."}, "cy@x.io")
+    assert again["invitations"][0]["inviter"] == {**olga, "name": "Olga O."}
+
+
+async def test_only_an_api_key_may_name_another_inviter(
+    gql: GQL, olivia: str, api_key: str
+) -> None:
+    users = await User.all().count()
+    refused = await _invite_by(gql, olivia, {"externalId": "someone-else"})
+    assert refused["invitations"] == []
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("FORBIDDEN", ["invitedBy"])]
+    for bad, code, field in [
+        ({"externalId": " "}, "INVALID_INPUT", ["invitedBy", "externalId"]),
+        ({"externalId": "x", "email": "not mail"}, "INVALID_EMAIL", ["invitedBy", "email"]),
+        ({"externalId": "x", "name": "a\nb"}, "INVALID_INPUT", ["invitedBy", "name"]),
+    ]:
+        answer = await _invite_by(gql, api_key, bad)
+        assert [(e["code"], e["field"]) for e in answer["errors"]] == [(code, field)], bad
+    assert await User.all().count() == users
+    assert await Invitation.all().count() == 0
+
+
+async def test_the_preview_names_an_inviter_without_a_name_by_address(gql: GQL) -> None:
+    owner = gql.token("nameless", "pat@acme.com")
+    make = 'mutation { createGroup(input: {type: "org", externalId: "acme", name: "Acme"}) { errors { code } } }'
+    await gql(make, auth=owner)
+    [shown] = (await invite(gql, owner))["invitations"]
+    preview = await gql(PREVIEW_BY_TOKEN, {"t": token_of(shown["inviteUrl"])})
+    assert preview["invitationByToken"]["inviterName"] == "pat@acme.com"

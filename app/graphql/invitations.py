@@ -87,6 +87,16 @@ class InvitationTermsInput:
         }
 
 
+@strawberry.input(description="The user an API key invites on behalf of.")
+class InvitedByInput:
+    external_id: str = strawberry.field(description="The user's id in the host app (JWT `sub`).")
+    email: str | None = strawberry.field(
+        default=None,
+        description="Their address, as the host app has verified it: acceptance notices go there.",
+    )
+    name: str | None = strawberry.field(default=None, description="Their name, for the emails.")
+
+
 @strawberry.input(description="Invite 1 to 100 people into a group.")
 class InviteInput(InvitationTermsInput):
     invitees: list[InviteeInput] = strawberry.field(description="Whom to invite (1 to 100).")
@@ -101,6 +111,11 @@ class InviteInput(InvitationTermsInput):
         default=None,
         description="A subject for the invitee's emails instead of the template's (one line, "
         "at most 255 characters).",
+    )
+    invited_by: InvitedByInput | None = strawberry.field(
+        default=None,
+        description="API keys only: the user the invitation is from, named as the inviter in "
+        "its emails, preview and acceptance notice (made on first sight).",
     )
 
 
@@ -195,6 +210,11 @@ class InvitationMutation:
             draft=input.draft,
             locale=input.locale,
             subject=input.subject,
+            invited_by=service.InvitedBy(
+                input.invited_by.external_id, input.invited_by.email, input.invited_by.name
+            )
+            if input.invited_by
+            else None,
             **input.terms(),
         )
         return InvitePayload(

@@ -426,7 +426,10 @@ class Invitation:
 class InvitationPreview:
     status: InvitationStatus = strawberry.field(description="The status now.")
     group_name: str = strawberry.field(description="The group's name.")
-    inviter_name: str | None = strawberry.field(description="The inviter's name, if known.")
+    inviter_name: str | None = strawberry.field(
+        description="Who invited, as the emails name them: their name, else their address; "
+        "null when the host app invited with an API key and named nobody."
+    )
     expires_at: datetime = strawberry.field(description="When it expires.")
     target_type: TargetType = strawberry.field(description="By email or by link.")
 

@@ -19,3 +19,9 @@ def parse_id(value: str, field: list[str], what: str = "invitation") -> UUID:
         return UUID(value)
     except ValueError:
         raise DomainError(ErrorCode.NOT_FOUND, f"No such {what}.", field) from None
+
+
+def shown_name(name: str | None, email: str | None) -> str | None:
+    """How Usher names a person to others, in emails and previews: their name, else their
+    address, else nothing."""
+    return name or email or None

@@ -25,6 +25,7 @@ from app.models import (
     Membership,
     MessageKind,
     TargetType,
+    User,
 )
 from app.services import changes, events, quotas, sql
 from app.services.auth import Principal
@@ -245,6 +246,52 @@ def check_names(first_name: str | None, last_name: str | None) -> None:
             check_text(value, [field], max_length=MAX_NAME)
 
 
+@dataclass(frozen=True)
+class InvitedBy:
+    """The user an API key invites on behalf of: the inviter in emails, previews and
+    acceptance notices."""
+
+    external_id: str
+    email: str | None = None
+    name: str | None = None
+
+    def checked(self, principal: Principal) -> InvitedBy:
+        """The same, normalized; FORBIDDEN for a user (only the host app's backend may name
+        another inviter), INVALID_INPUT or INVALID_EMAIL on the field at fault."""
+        field = ["invitedBy"]
+        if not principal.is_api_key:
+            raise DomainError(
+                ErrorCode.FORBIDDEN, "Only an API key may invite on behalf of a user.", field
+            )
+        external_id = check_text(self.external_id, [*field, "externalId"], max_length=255)
+        if not external_id.strip():
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "externalId cannot be empty.", [*field, "externalId"]
+            )
+        email = None
+        if self.email is not None and self.email.strip():
+            try:
+                email = normalize_email(self.email)[0]
+            except DomainError as error:
+                raise error.at(*field) from None
+        name = None
+        if self.name is not None and self.name.strip():
+            name = check_text(self.name, [*field, "name"], max_length=MAX_NAME).strip()
+        return InvitedBy(external_id, email, name)
+
+    async def user(self) -> User:
+        """The user, made on first sight; the address and name given replace the stored
+        ones. The host app's backend vouches for the address, as a verified JWT would."""
+        given: dict[str, Any] = {"email": self.email, "email_verified": True} if self.email else {}
+        if self.name:
+            given["name"] = self.name
+        user, created = await User.get_or_create(external_id=self.external_id, defaults=given)
+        if not created and any(getattr(user, k) != v for k, v in given.items()):
+            user.update_from_dict(given)
+            await user.save(update_fields=list(given))
+        return user
+
+
 @dataclass
 class InviteeSpec:
     """One person to invite."""
@@ -295,6 +342,7 @@ async def invite(
     return_to: str | None = None,
     locale: str | None = None,
     subject: str | None = None,
+    invited_by: InvitedBy | None = None,
 ) -> tuple[list[Invitation], list[DomainError]]:
     """Invite people by email. Whole-request problems raise; per-invitee ones are returned.
 
@@ -312,6 +360,8 @@ async def invite(
     expiry = resolve_expiry(now, expires_in_days, expires_at)
     check_payload(settings, message, metadata, permissions, return_to)
     locale, subject = check_email_options(locale, subject)
+    if invited_by is not None:
+        invited_by = invited_by.checked(principal)
     default_role = role or settings.role_order[-1]
     await check_grant(settings, principal, group.id, default_role, ["role"])
 
@@ -332,6 +382,7 @@ async def invite(
         return_to=return_to,
         locale=locale,
         subject=subject,
+        invited_by=invited_by,
         expires_at=expiry,
         send_email=send_email,
         draft=draft,
@@ -365,6 +416,7 @@ class _Terms:
     return_to: str | None
     locale: str | None
     subject: str | None
+    invited_by: InvitedBy | None
     expires_at: datetime
     send_email: bool
     draft: bool
@@ -488,7 +540,8 @@ async def _insert(
     anything else have (the unique index on (group, open_key) says so), each invitee is
     inserted on its own and those that collide are ALREADY_INVITED.
     """
-    rows = [_invitation(terms, p) for p in todo]
+    inviter = await terms.invited_by.user() if terms.invited_by else terms.principal.user
+    rows = [_invitation(terms, p, inviter) for p in todo]
     try:
         async with events.transaction():  # a savepoint
             await _write(terms, rows)
@@ -507,7 +560,7 @@ async def _insert(
     return written
 
 
-def _invitation(terms: _Terms, p: _Planned) -> Invitation:
+def _invitation(terms: _Terms, p: _Planned, inviter: User | None) -> Invitation:
     if terms.draft:
         status, delivery = InvitationStatus.DRAFT, DeliveryStatus.NOT_SENT
     else:
@@ -529,7 +582,7 @@ def _invitation(terms: _Terms, p: _Planned) -> Invitation:
         subject=terms.subject,
         status=status,
         expires_at=terms.expires_at,
-        inviter=terms.principal.user,
+        inviter=inviter,
         inviter_api_key=terms.principal.api_key,
         send_email=terms.send_email,
         delivery_status=delivery,

@@ -13,13 +13,14 @@ from typing import Any
 
 from app.config import Settings
 from app.models import Invitation, InvitationStatus, TargetType
-from app.services.common import utcnow
+from app.services.common import shown_name, utcnow
 from app.services.pages import db_value
 from app.services.tokens import read_token
 
 _COLUMNS = (
     'SELECT i."status", i."expires_at", i."target_type", g."name" AS group_name, '
-    'u."name" AS inviter_name FROM "invitations" i JOIN "groups" g ON g."id" = i."group_id" '
+    'u."name" AS inviter_name, u."email" AS inviter_email '
+    'FROM "invitations" i JOIN "groups" g ON g."id" = i."group_id" '
     'LEFT JOIN "users" u ON u."id" = i."inviter_id" '
 )
 # Placeholders as each database's driver wants them.
@@ -57,7 +58,7 @@ async def preview(settings: Settings, token: str) -> Preview | None:
     return Preview(
         status=status_at(_stored("status", row), expires_at),
         group_name=row["group_name"],
-        inviter_name=row["inviter_name"],
+        inviter_name=shown_name(row["inviter_name"], row["inviter_email"]),
         expires_at=expires_at,
         target_type=_stored("target_type", row),
     )

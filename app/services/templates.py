@@ -38,6 +38,7 @@ from app.mail.render import (
 )
 from app.models import EmailKind, EmailTemplate, Group, Invitation, InvitationUse, User
 from app.services.auth import Principal
+from app.services.common import shown_name
 from app.services.errors import DomainError, ErrorCode
 from app.services.groups import normalize_locale
 from app.services.invitations import invite_url, manageable_group
@@ -294,9 +295,7 @@ async def _facts(
 
 def display_name(user: User | None) -> str | None:
     """How emails name a user: their name, else their address."""
-    if user is None:
-        return None
-    return user.name or user.email
+    return None if user is None else shown_name(user.name, user.email)
 
 
 async def _accepter(invitation: Invitation) -> User | None:
