@@ -11,9 +11,30 @@ from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
 from strawberry.types.field import StrawberryField
 
+from app.graphql.scalars import described_enum
 from app.services.errors import DomainError, ErrorCode
 
-ErrorCodeType = strawberry.enum(ErrorCode, name="ErrorCode", description="What went wrong.")
+ErrorCodeType = described_enum(
+    ErrorCode,
+    "What went wrong.",
+    {
+        ErrorCode.INVALID_INPUT: "An input is malformed or out of range; `field` says which.",
+        ErrorCode.INVALID_EMAIL: "An email address is not valid.",
+        ErrorCode.NOT_FOUND: "No such thing, or the caller may not see it.",
+        ErrorCode.FORBIDDEN: "The caller may see this but not do that.",
+        ErrorCode.ALREADY_INVITED: "The address already has an open invitation to the group.",
+        ErrorCode.ALREADY_MEMBER: "The person is already a member of the group.",
+        ErrorCode.INVALID_STATUS: "The invitation's status does not allow this.",
+        ErrorCode.EXPIRED: "The invitation expired.",
+        ErrorCode.EMAIL_MISMATCH: "The invitation is for another email address.",
+        ErrorCode.EMAIL_NOT_VERIFIED: "The caller's email address is not verified.",
+        ErrorCode.ROLE_NOT_ALLOWED: "The caller's role may not grant this role.",
+        ErrorCode.WEBMAIL_DOMAIN: "A webmail or disposable domain cannot autojoin.",
+        ErrorCode.RATE_LIMITED: "Too many, too soon: try again after `retryAfter`.",
+        ErrorCode.LIMIT_EXCEEDED: "A fixed maximum is reached, e.g. of webhook endpoints.",
+    },
+    name="ErrorCode",
+)
 
 
 @strawberry.type(description="A problem the user can act on, and the input it concerns.")

@@ -24,6 +24,7 @@ from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
 from app.graphql.limits import DocumentCache, DocumentLimits, QueryTimeLimit, bound_validation
+from app.graphql.scalars import SCALARS
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.ops import RequestMetrics
 
@@ -119,7 +120,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     if settings.is_production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, extensions=extensions, scalar_overrides=SCALARS
+    )
 
 
 # The schema `usher export-schema` prints; the app builds its own from its settings.
