@@ -3,7 +3,7 @@ optional page sizes, and Relay's whole PageInfo."""
 
 from typing import Any
 
-from graphql import GraphQLEnumType, GraphQLNonNull
+from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLScalarType
 
 from app.graphql.schema import schema
 from tests.conftest import GQL
@@ -19,7 +19,8 @@ query($first: Int, $after: String) {
 
 
 def test_scalars_name_their_format() -> None:
-    urls = {name: schema._schema.type_map[name].specified_by_url for name in ("DateTime", "JSON")}
+    scalars = [schema._schema.type_map[name] for name in ("DateTime", "JSON")]
+    urls = {s.name: s.specified_by_url for s in scalars if isinstance(s, GraphQLScalarType)}
     assert urls == {
         "DateTime": "https://datatracker.ietf.org/doc/html/rfc3339",
         "JSON": "https://ecma-international.org/wp-content/uploads/"
