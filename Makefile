@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/usher_test
 
-.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clean
+.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clients clean
 
 $(BIN)/usher: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,17 @@ migrations: install  ## Write a migration for model changes
 bench: install  ## Usher against its floor on PostgreSQL at 10k/100k/1M (BENCHMARKS.md); BENCH_ARGS="--sizes 10k --rounds 1"
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+CODEGEN := .venv-codegen/bin/ariadne-codegen
+
+$(CODEGEN): clients/python/requirements.txt
+	test -x .venv-codegen/bin/python || $(PYTHON) -m venv .venv-codegen
+	.venv-codegen/bin/python -m pip install --quiet -r clients/python/requirements.txt
+	touch $@
+
+clients: $(CODEGEN)  ## Regenerate clients/ from schema.graphql and clients/operations, then type-check the TypeScript
+	$(CODEGEN) client
+	cd clients/typescript && npm ci --silent && npx graphql-codegen --config codegen.ts --silent && npx tsc --noEmit -p .
+
 GRAPHIQL_PACKAGES := graphiql@3.8.3 react@18.3.1 react-dom@18.3.1
 
 graphiql:  ## Refresh GraphiQL's vendored files (app/static/graphiql) from their npm packages
@@ -60,4 +71,4 @@ graphiql:  ## Refresh GraphiQL's vendored files (app/static/graphiql) from their
 	rm -rf .graphiql
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-codegen clients/typescript/node_modules *.egg-info .pytest_cache .mypy_cache .ruff_cache
