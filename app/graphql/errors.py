@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,8 @@ from strawberry.types.field import StrawberryField
 
 from app.graphql.scalars import described_enum
 from app.services.errors import DomainError, ErrorCode
+
+log = logging.getLogger("usher.graphql")
 
 ErrorCodeType = described_enum(
     ErrorCode,
@@ -94,5 +97,15 @@ class DomainErrors(FieldExtension):
             return await next_(source, info, **kwargs)
         except DomainError as error:
             if self.payload is None:
-                raise query_error(error) from None
+                raise query_error(error) from None  # logged with the response's errors
+            # An outcome the client is told of, not a fault: codes and fields only, since
+            # messages may quote what was sent (addresses).
+            log.info(
+                "%s answered %s",
+                info.field_name,
+                ", ".join(
+                    f"{e.code.value} on {'.'.join(e.field)}" if e.field else e.code.value
+                    for e in error.errors
+                ),
+            )
             return self.payload(errors=[UserError.from_error(e) for e in error.errors])
