@@ -4,15 +4,24 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/usher_test
 
-.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clients clean
+.PHONY: install lock serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clients clean
 
-$(BIN)/usher: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# The versions come from requirements-dev.lock; a dependency added to pyproject.toml since the
+# lock was written is installed too (then `make lock` records it).
+$(BIN)/usher: pyproject.toml requirements-dev.lock
+	@test -x $(BIN)/python || { echo "== First install: creating $(VENV) and installing Usher's dependencies (a few minutes; later runs skip this)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== Installing dependencies from requirements-dev.lock into $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(BIN)/usher
 
 install: $(BIN)/usher  ## Create .venv and install Usher with its dev tools
+
+# LOCK_ARGS=--upgrade moves every pin to the newest version that fits.
+lock: install  ## Rewrite requirements.lock and requirements-dev.lock from pyproject.toml, keeping the pins that still fit
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet $(LOCK_ARGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock --python-version 3.11 --quiet -o requirements.lock
 
 serve: install  ## Migrate, then run the service on PORT (jobs in-process without REDIS_URL)
 	$(BIN)/usher serve --port $(PORT)
