@@ -24,6 +24,7 @@ lock: install  ## Rewrite requirements.lock and requirements-dev.lock from pypro
 	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock --python-version 3.11 --quiet -o requirements.lock
 
 serve: install  ## Migrate, then run the service on PORT (jobs in-process without REDIS_URL)
+	@echo "== Starting usher serve on http://127.0.0.1:$(PORT) (GraphiQL at /graphql; Ctrl-C stops it)"
 	$(BIN)/usher serve --port $(PORT)
 
 worker: install  ## Run the arq worker against REDIS_URL
@@ -37,10 +38,12 @@ test-sqlite: install
 test-postgres: install
 	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
 
-lint: install  ## ruff, ruff format --check, mypy --strict
+lint: install  ## ruff, ruff format --check, mypy --strict, hadolint on the Dockerfile, compose.yaml against its schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app tests
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
 format: install
 	$(BIN)/ruff check --fix .
