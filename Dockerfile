@@ -3,11 +3,12 @@ FROM python:3.11-slim
 WORKDIR /srv/usher
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 USHER_ENV=production
 
-# Dependencies first, in a layer of their own: a change to the code does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir -p app migrations && touch app/__init__.py migrations/__init__.py \
-    && pip install . && pip uninstall --yes usher && rm -rf app migrations
+# Dependencies first, at the versions of the lock file, in a layer of their own: a change to
+# the code does not reinstall them.
+COPY requirements.lock ./
+RUN pip install --no-deps -r requirements.lock
 
+COPY pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
 RUN pip install --no-deps . && useradd --system --no-create-home --uid 10001 usher

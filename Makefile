@@ -4,17 +4,27 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/usher_test
 
-.PHONY: install serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clean
+.PHONY: install lock serve worker test test-sqlite test-postgres lint format schema migrations bench graphiql clients clean
 
-$(BIN)/usher: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# The versions come from requirements-dev.lock; a dependency added to pyproject.toml since the
+# lock was written is installed too (then `make lock` records it).
+$(BIN)/usher: pyproject.toml requirements-dev.lock
+	@test -x $(BIN)/python || { echo "== First install: creating $(VENV) and installing Usher's dependencies (a few minutes; later runs skip this)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== Installing dependencies from requirements-dev.lock into $(VENV)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(BIN)/usher
 
 install: $(BIN)/usher  ## Create .venv and install Usher with its dev tools
 
+# LOCK_ARGS=--upgrade moves every pin to the newest version that fits.
+lock: install  ## Rewrite requirements.lock and requirements-dev.lock from pyproject.toml, keeping the pins that still fit
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet $(LOCK_ARGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock --python-version 3.11 --quiet -o requirements.lock
+
 serve: install  ## Migrate, then run the service on PORT (jobs in-process without REDIS_URL)
+	@echo "== Starting usher serve on http://127.0.0.1:$(PORT) (GraphiQL at /graphql; Ctrl-C stops it)"
 	$(BIN)/usher serve --port $(PORT)
 
 worker: install  ## Run the arq worker against REDIS_URL
@@ -28,10 +38,12 @@ test-sqlite: install
 test-postgres: install
 	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
 
-lint: install  ## ruff, ruff format --check, mypy --strict
+lint: install  ## ruff, ruff format --check, mypy --strict, hadolint on the Dockerfile, compose.yaml against its schema
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy app tests
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -45,6 +57,17 @@ migrations: install  ## Write a migration for model changes
 
 bench: install  ## Usher against its floor on PostgreSQL at 10k/100k/1M (BENCHMARKS.md); BENCH_ARGS="--sizes 10k --rounds 1"
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+CODEGEN := .venv-codegen/bin/ariadne-codegen
+
+$(CODEGEN): clients/python/requirements.txt
+	test -x .venv-codegen/bin/python || $(PYTHON) -m venv .venv-codegen
+	.venv-codegen/bin/python -m pip install --quiet -r clients/python/requirements.txt
+	touch $@
+
+clients: $(CODEGEN)  ## Regenerate clients/ from schema.graphql and clients/operations, then type-check the TypeScript
+	$(CODEGEN) client
+	cd clients/typescript && npm ci --silent && npx graphql-codegen --config codegen.ts --silent && npx tsc --noEmit -p .
 
 GRAPHIQL_PACKAGES := graphiql@3.8.3 react@18.3.1 react-dom@18.3.1
 
@@ -60,4 +83,4 @@ graphiql:  ## Refresh GraphiQL's vendored files (app/static/graphiql) from their
 	rm -rf .graphiql
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-codegen clients/typescript/node_modules *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -5,19 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from app.config import Settings, explain, get_settings, tortoise_config
 
 
-async def migrate_database(database_url: str | None = None) -> None:
-    """Apply every migration in `migrations/` to the database."""
+async def migrate_database(database_url: str | None = None) -> list[str]:
+    """Apply every migration in `migrations/` to the database; the names of those applied."""
     from tortoise import Tortoise
     from tortoise.migrations.api import migrate
+
+    applied: list[str] = []
+
+    def progress(event: str, app: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(f"{app}.{name}")
 
     url = database_url or get_settings().database_url
     lock: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
@@ -27,9 +36,30 @@ async def migrate_database(database_url: str | None = None) -> None:
         lock = migration_lock(url)
     async with lock:
         try:
-            await migrate(config=tortoise_config(url))
+            await migrate(config=tortoise_config(url), progress=progress)
         finally:
-            await Tortoise.close_connections()
+            # Tortoise logs "shutdown" here, which read as the service stopping at start.
+            with _quiet("tortoise"):
+                await Tortoise.close_connections()
+    return applied
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """`logger`'s INFO records dropped while the block runs."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _migrations_report(applied: list[str]) -> str:
+    if not applied:
+        return "Migrations: nothing to apply."
+    return f"Migrations applied: {', '.join(applied)}."
 
 
 async def _with_db(work: Callable[[], Awaitable[None]]) -> None:
@@ -59,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     checked_settings()
     if not args.no_migrate:
-        asyncio.run(migrate_database())
+        logging.getLogger("usher").info(_migrations_report(asyncio.run(migrate_database())))
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -74,8 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
-    asyncio.run(migrate_database())
-    print("Migrations applied.")
+    print(_migrations_report(asyncio.run(migrate_database())))
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> None:
@@ -146,24 +175,65 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
         print(f"Wrote {args.output}")
 
 
-def cmd_worker(_: argparse.Namespace) -> None:
+def cmd_worker(args: argparse.Namespace) -> None:
     from app.jobs.worker import build_worker
 
     settings = checked_settings()
+    if args.check:
+        sys.exit(asyncio.run(_check_worker(settings)))
     if not settings.redis_url:
-        sys.exit("REDIS_URL is not set: without it, `usher serve` runs the jobs in-process.")
+        sys.exit(NO_REDIS)
     build_worker(settings).run()
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line of `usher`."""
-    p = argparse.ArgumentParser(prog="usher", description="Usher, the invitation service.")
-    sub = p.add_subparsers(dest="command", required=True)
+NO_REDIS = "REDIS_URL is not set: without it, `usher serve` runs the jobs in-process."
 
-    serve = sub.add_parser("serve", help="migrate, then serve the GraphQL API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+
+async def _check_worker(settings: Settings) -> int:
+    """Print one line per check the worker needs (configuration, database, Redis); 0 if all
+    pass. The configuration was checked before this runs, or `usher` would have exited."""
+    from tortoise import Tortoise
+
+    from app.ops import readiness
+
+    print("config: ok")
+    if not settings.redis_url:
+        print(f"redis: {NO_REDIS}")
+    try:
+        await Tortoise.init(config=tortoise_config(settings.database_url))
+        results = await readiness(settings)
+    except Exception as exc:  # an unreachable database can fail at init already
+        results = {"database": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    finally:
+        with _quiet("tortoise"):
+            await Tortoise.close_connections()
+    for name, result in results.items():
+        print(f"{name}: {result}")
+    ok = settings.redis_url and all(r == "ok" for r in results.values())
+    return 0 if ok else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `usher`; `--help` on any command shows its options and defaults."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="usher",
+        description="Usher, the invitation service. Configured by environment variables "
+        "(README, Configuration).",
+        formatter_class=formatter,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('usher')}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, description: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=description, description=description, formatter_class=formatter, **kwargs
+        )
+
+    serve = command("serve", "Apply migrations, then serve the GraphQL API.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="server processes")
     serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
     # uvicorn's `auto` takes uvloop and httptools, installed with Usher where they build.
     serve.add_argument(
@@ -174,28 +244,41 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    sub.add_parser("worker", help="run the arq worker on REDIS_URL").set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
+    worker = command("worker", "Run the job worker (arq) on REDIS_URL.")
+    worker.add_argument(
+        "--check",
+        action="store_true",
+        help="check the configuration, the database and Redis, one line each, then exit "
+        "(0: all reachable)",
+    )
+    worker.set_defaults(func=cmd_worker)
+    command("migrate", "Apply migrations and list those applied.").set_defaults(func=cmd_migrate)
 
-    apikey = sub.add_parser("apikey", help="manage API keys")
-    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
-    create = apikey_sub.add_parser("create", help="create a key; prints it on the last line")
-    create.add_argument("--name", required=True)
+    apikey = command("apikey", "Manage API keys.")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True, metavar="COMMAND")
+    create = apikey_sub.add_parser(
+        "create", help="create a key; prints it on the last line", formatter_class=formatter
+    )
+    create.add_argument("--name", required=True, help="what the key is for, shown by `list`")
     create.set_defaults(func=cmd_apikey_create)
-    apikey_sub.add_parser("list", help="list keys by prefix").set_defaults(func=cmd_apikey_list)
-    revoke = apikey_sub.add_parser("revoke", help="revoke the key with this prefix")
+    apikey_sub.add_parser(
+        "list", help="list keys by prefix", formatter_class=formatter
+    ).set_defaults(func=cmd_apikey_list)
+    revoke = apikey_sub.add_parser(
+        "revoke", help="revoke the key with this prefix", formatter_class=formatter
+    )
     revoke.add_argument("prefix", help="the key's first 12 characters, as `list` shows")
     revoke.set_defaults(func=cmd_apikey_revoke)
 
-    token = sub.add_parser("token", help="print a development JWT on the last line")
-    token.add_argument("--sub", required=True)
-    token.add_argument("--email")
-    token.add_argument("--name")
+    token = command("token", "Print a development JWT on the last line (not in production).")
+    token.add_argument("--sub", required=True, help="the user's id (JWT `sub`)")
+    token.add_argument("--email", help="the user's email (none when left out)")
+    token.add_argument("--name", help="the user's display name")
     token.add_argument("--unverified", action="store_true", help="email_verified: false")
-    token.add_argument("--hours", type=int, default=24)
+    token.add_argument("--hours", type=int, default=24, help="hours until it expires")
     token.set_defaults(func=cmd_token)
 
-    export = sub.add_parser("export-schema", help="write the GraphQL schema (SDL)")
+    export = command("export-schema", "Write the GraphQL schema (SDL).")
     export.add_argument("--output", default="schema.graphql", help="file, or - for stdout")
     export.set_defaults(func=cmd_export_schema)
     return p

@@ -54,15 +54,20 @@ async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str]:
     return name, "ok"
 
 
+async def readiness(settings: Settings) -> dict[str, str]:
+    """ "ok", or what failed, for the database and (when configured) Redis, checked at once."""
+    checks = [_check("database", _database())]
+    if settings.redis_url:
+        checks.append(_check("redis", _redis(settings.redis_url)))
+    return dict(await asyncio.gather(*checks))
+
+
 def readyz(settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     """Readiness: 200 when the database (and Redis, when configured) answer, else 503
     naming what failed."""
 
     async def ready(_: Request) -> Response:
-        checks = [_check("database", _database())]
-        if settings.redis_url:
-            checks.append(_check("redis", _redis(settings.redis_url)))
-        results = dict(await asyncio.gather(*checks))
+        results = await readiness(settings)
         ok = all(v == "ok" for v in results.values())
         body = {"status": "ok" if ok else "unavailable", "checks": results}
         return JSONResponse(body, status_code=200 if ok else 503)

@@ -258,11 +258,14 @@ def log_output() -> Iterator[io.StringIO]:
     handler = redacting(logging.StreamHandler(stream))
     handler.setFormatter(DefaultFormatter(LOG_FORMAT, use_colors=False))
     root = logging.getLogger()
+    level = root.level
     root.addHandler(handler)
+    root.setLevel(logging.INFO)  # as Usher's own setup: a client's errors are at INFO
     try:
         yield stream
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from app.models import InvitationStatus
 GroupTypeArg = Annotated[str, strawberry.argument(description="The group's type, e.g. `org`.")]
 GroupIdArg = Annotated[str, strawberry.argument(description="The group's external id.")]
 InvitationIdArg = Annotated[strawberry.ID, strawberry.argument(description="The invitation's id.")]
-FirstArg = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
+FirstArg = Annotated[
+    int | None, strawberry.argument(description="Page size, 1 to 100; null means 50.")
+]
 AfterArg = Annotated[
     str | None, strawberry.argument(description="`endCursor` of the previous page.")
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,32 @@ from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
 from strawberry.types.field import StrawberryField
 
+from app.graphql.scalars import described_enum
 from app.services.errors import DomainError, ErrorCode
 
-ErrorCodeType = strawberry.enum(ErrorCode, name="ErrorCode", description="What went wrong.")
+log = logging.getLogger("usher.graphql")
+
+ErrorCodeType = described_enum(
+    ErrorCode,
+    "What went wrong.",
+    {
+        ErrorCode.INVALID_INPUT: "An input is malformed or out of range; `field` says which.",
+        ErrorCode.INVALID_EMAIL: "An email address is not valid.",
+        ErrorCode.NOT_FOUND: "No such thing, or the caller may not see it.",
+        ErrorCode.FORBIDDEN: "The caller may see this but not do that.",
+        ErrorCode.ALREADY_INVITED: "The address already has an open invitation to the group.",
+        ErrorCode.ALREADY_MEMBER: "The person is already a member of the group.",
+        ErrorCode.INVALID_STATUS: "The invitation's status does not allow this.",
+        ErrorCode.EXPIRED: "The invitation expired.",
+        ErrorCode.EMAIL_MISMATCH: "The invitation is for another email address.",
+        ErrorCode.EMAIL_NOT_VERIFIED: "The caller's email address is not verified.",
+        ErrorCode.ROLE_NOT_ALLOWED: "The caller's role may not grant this role.",
+        ErrorCode.WEBMAIL_DOMAIN: "A webmail or disposable domain cannot autojoin.",
+        ErrorCode.RATE_LIMITED: "Too many, too soon: try again after `retryAfter`.",
+        ErrorCode.LIMIT_EXCEEDED: "A fixed maximum is reached, e.g. of webhook endpoints.",
+    },
+    name="ErrorCode",
+)
 
 
 @strawberry.type(description="A problem the user can act on, and the input it concerns.")
@@ -73,5 +97,15 @@ class DomainErrors(FieldExtension):
             return await next_(source, info, **kwargs)
         except DomainError as error:
             if self.payload is None:
-                raise query_error(error) from None
+                raise query_error(error) from None  # logged with the response's errors
+            # An outcome the client is told of, not a fault: codes and fields only, since
+            # messages may quote what was sent (addresses).
+            log.info(
+                "%s answered %s",
+                info.field_name,
+                ", ".join(
+                    f"{e.code.value} on {'.'.join(e.field)}" if e.field else e.code.value
+                    for e in error.errors
+                ),
+            )
             return self.payload(errors=[UserError.from_error(e) for e in error.errors])

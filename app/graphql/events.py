@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import models
-from app.graphql.args import AfterArg
+from app.graphql.args import AfterArg, FirstArg
 from app.graphql.context import Info
 from app.graphql.types import Connection, connection_of
 from app.services import events
@@ -51,7 +51,7 @@ class EventQuery:
         self,
         info: Info,
         after: AfterArg = None,
-        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 50,
+        first: FirstArg = 50,
         types: Annotated[
             list[str] | None,
             strawberry.argument(description="Only these types, e.g. `invitation.accepted`."),

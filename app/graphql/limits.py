@@ -454,6 +454,8 @@ class _Meter:
             value = self.variables.get(name, self.defaults.get(name, value))
         elif written is not None:
             value = MAX_PAGE  # not an integer: refused later, counted as a full page here
+        if value is None:  # null means the default
+            value = argument.default_value
         if value is Undefined or not isinstance(value, int) or isinstance(value, bool):
             return MAX_PAGE
         # A page holds 1 to MAX_PAGE items; other values are refused when the field runs.

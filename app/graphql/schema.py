@@ -14,6 +14,8 @@ from strawberry.extensions import (
     MaskErrors,
     SchemaExtension,
 )
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 
 from app.config import Settings, get_settings
 from app.graphql.accept import AcceptMutation
@@ -25,6 +27,7 @@ from app.graphql.groups import GroupMutation, GroupQuery
 from app.graphql.invitations import InvitationMutation, InvitationQuery
 from app.graphql.lifecycle import LifecycleMutation
 from app.graphql.limits import DocumentCache, DocumentLimits, QueryTimeLimit, bound_validation
+from app.graphql.scalars import SCALARS
 from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.ops import RequestMetrics
 
@@ -103,7 +106,22 @@ def _is_bad_variable(error: GraphQLError) -> bool:
     )
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+class Schema(strawberry.Schema):
+    """Strawberry's schema, logging errors by kind: what a client did wrong (a malformed or
+    refused document, NOT_FOUND, FORBIDDEN, a bad variable) at INFO without a traceback, a
+    bug at ERROR with its traceback."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if _should_mask(error):
+                StrawberryLogger.error(error, execution_context)
+            else:
+                StrawberryLogger.logger.info(error)
+
+
+def build_schema(settings: Settings | None = None) -> Schema:
     """The GraphQL schema: documents over the limits are refused before they run, queries
     stop after the time limit, introspection follows the settings, and in production
     unexpected errors are masked. Documents are parsed and validated once per text."""
@@ -121,7 +139,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     if settings.is_production:
         extensions.append(lambda: MaskErrors(should_mask_error=_should_mask))
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return Schema(query=Query, mutation=Mutation, extensions=extensions, scalar_overrides=SCALARS)
 
 
 # The schema `usher export-schema` prints; the app builds its own from its settings.

@@ -18,6 +18,7 @@ from app.graphql.context import Context, Info
 from app.graphql.errors import DomainErrors, UserError
 from app.graphql.limits import LIST_MAXIMUMS
 from app.graphql.loaders import EVENTS_SHOWN, MEMBERSHIPS_SHOWN
+from app.graphql.scalars import described_enum
 from app.models import DeliveryStatus, EventType, InvitationStatus, TargetType
 from app.services import autojoin
 from app.services import groups as group_service
@@ -27,11 +28,55 @@ from app.services.policies import can_manage_invitation
 from app.services.preview import Preview
 
 # The stored enums are the GraphQL enums (GraphQL shows their names, e.g. PENDING).
-strawberry.enum(InvitationStatus, description="Where an invitation is in its life.")
-strawberry.enum(TargetType, description="EMAIL: one address. LINK: whoever holds the link.")
-strawberry.enum(DeliveryStatus, description="Where the email is.")
-strawberry.enum(
-    EventType, name="InvitationEventType", description="What happened to an invitation."
+described_enum(
+    InvitationStatus,
+    "Where an invitation is in its life.",
+    {
+        InvitationStatus.DRAFT: "Created, not sent yet; `sendInvitation` sends it.",
+        InvitationStatus.PENDING: "Sent (or a live link), waiting for an answer.",
+        InvitationStatus.ACCEPTED: "Accepted: the membership exists.",
+        InvitationStatus.DECLINED: "Declined by the invitee.",
+        InvitationStatus.EXPIRED: "Past `expiresAt` without an answer; `renewInvitation` "
+        "opens it again.",
+        InvitationStatus.REVOKED: "Withdrawn by the group; its link no longer works.",
+    },
+)
+described_enum(
+    TargetType,
+    "EMAIL: one address. LINK: whoever holds the link.",
+    {
+        TargetType.EMAIL: "Sent to one email address; only that address may accept.",
+        TargetType.LINK: "A shareable link; anyone signed in who holds it may accept.",
+    },
+)
+described_enum(
+    DeliveryStatus,
+    "Where the email is.",
+    {
+        DeliveryStatus.NOT_SENT: "No email: a draft, a link, or nothing to send.",
+        DeliveryStatus.QUEUED: "Waiting to be sent, or to be tried again.",
+        DeliveryStatus.SENT: "The mail server accepted it.",
+        DeliveryStatus.FAILED: "Given up on: the reason is in the invitation's events.",
+        DeliveryStatus.DISABLED: "Not mailed: `sendEmail` was false, the host sends its own.",
+    },
+)
+described_enum(
+    EventType,
+    "What happened to an invitation.",
+    {
+        EventType.CREATED: "The invitation was created.",
+        EventType.SENT: "A draft was sent, or its email was delivered.",
+        EventType.DELIVERY_FAILED: "An email could not be delivered.",
+        EventType.RESENT: "Sent again, with a new link.",
+        EventType.RENEWED: "Its expiry was moved later.",
+        EventType.UPDATED: "Its terms were changed.",
+        EventType.REVOKED: "Withdrawn by the group.",
+        EventType.DECLINED: "Declined by the invitee.",
+        EventType.ACCEPTED: "Accepted: a membership was made or raised.",
+        EventType.EXPIRED: "Its time ran out.",
+        EventType.REMINDED: "A reminder email was sent.",
+    },
+    name="InvitationEventType",
 )
 
 OPEN_SHOWN = LIST_MAXIMUMS["OpenInvitations.invitations"]
@@ -41,10 +86,28 @@ N = TypeVar("N")
 M = TypeVar("M", bound=Model)
 
 
-@strawberry.type(description="Where a page ends, and whether more follow.")
+@strawberry.type(description="Where a page starts and ends, and whether more follow (Relay).")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="True if another page follows.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` for the next page.")
+    has_previous_page: bool = strawberry.field(
+        description="True if this page was asked for `after` a cursor: items come before it."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="The cursor of the page's first item; null for an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="The cursor of the page's last item: pass it as `after` for the next page."
+    )
+
+    @classmethod
+    def of(cls, page: Page[M]) -> PageInfo:
+        """The paging information of a page."""
+        return cls(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.rows[0][0] if page.rows else None,
+            end_cursor=page.end_cursor,
+        )
 
 
 @strawberry.type(description="A node and its cursor.")
@@ -74,12 +137,10 @@ def connection_of(
 ) -> Connection[N]:
     """A connection over a page; None (the caller may not see these) gives an empty one."""
     if page is None:
-        return Connection(
-            edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None), count=_none
-        )
+        return Connection(edges=[], page_info=PageInfo.of(Page()), count=_none)
     return Connection(
         edges=[Edge(cursor=c, node=node(m)) for c, m in page.rows],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        page_info=PageInfo.of(page),
         count=count,
     )
 

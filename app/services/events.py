@@ -338,6 +338,7 @@ async def feed(
     return Page(
         rows=[(cursor_of(e.created_at, e.id), e) for e in rows[: window.first]],
         has_next_page=len(rows) > window.first,
+        has_previous_page=window.after is not None,
     )
 
 

@@ -27,6 +27,7 @@ from app.services.errors import DomainError, ErrorCode
 
 M = TypeVar("M", bound=Model)
 MAX_PAGE = 100
+DEFAULT_PAGE = 50
 # Usher's cursors are about 100 characters (base64 of an ISO time and a UUID).
 MAX_CURSOR_LENGTH = 200
 
@@ -39,8 +40,10 @@ class Window:
     after: tuple[datetime, UUID] | None = None
 
     @classmethod
-    def of(cls, first: int, after: str | None) -> Window:
-        """The window for GraphQL's `first` and `after`, or INVALID_INPUT."""
+    def of(cls, first: int | None, after: str | None) -> Window:
+        """The window for GraphQL's `first` (null: the default) and `after`, or INVALID_INPUT."""
+        if first is None:
+            first = DEFAULT_PAGE
         if not 1 <= first <= MAX_PAGE:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, f"first must be between 1 and {MAX_PAGE}.", ["first"]
@@ -62,6 +65,8 @@ class Page(Generic[M]):
 
     rows: list[tuple[str, M]] = field(default_factory=list)
     has_next_page: bool = False
+    # Paging forward, a page asked for after a cursor has that cursor's row before it.
+    has_previous_page: bool = False
 
     @property
     def end_cursor(self) -> str | None:
@@ -165,6 +170,7 @@ async def pages_by_parent(
         pid: Page(
             rows=[(cursor_of(getattr(r, stamp), r.pk), r) for r in grouped[pid][: window.first]],
             has_next_page=len(grouped[pid]) > window.first,
+            has_previous_page=window.after is not None,
         )
         for pid in parent_ids
     }
