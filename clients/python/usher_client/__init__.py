@@ -21,6 +21,7 @@ from .create_group import (
 )
 from .enums import (
     DeliveryStatus,
+    EmailKind,
     ErrorCode,
     InvitationEventType,
     InvitationStatus,
@@ -53,8 +54,11 @@ from .group_members import (
 from .input_types import (
     CreateGroupInput,
     CreateInviteLinkInput,
+    EmailTemplateInput,
+    InvitedByInput,
     InviteeInput,
     InviteInput,
+    UpdateGroupInput,
     UpdateInvitationInput,
     WebhookEndpointInput,
 )
@@ -111,6 +115,8 @@ __all__ = [
     "CreateGroupInput",
     "CreateInviteLinkInput",
     "DeliveryStatus",
+    "EmailKind",
+    "EmailTemplateInput",
     "ErrorCode",
     "GraphQLClientError",
     "GraphQLClientGraphQLError",
@@ -137,6 +143,7 @@ __all__ = [
     "InviteInvite",
     "InviteInviteErrors",
     "InviteInviteInvitations",
+    "InvitedByInput",
     "InviteeInput",
     "RenewInvitation",
     "RenewInvitationRenewInvitation",
@@ -158,6 +165,7 @@ __all__ = [
     "SignupPreview",
     "SignupPreviewInvitationByToken",
     "TargetType",
+    "UpdateGroupInput",
     "UpdateInvitationInput",
     "Upload",
     "UserErrorFields",

@@ -9,6 +9,13 @@ class DeliveryStatus(str, Enum):
     DISABLED = "DISABLED"
 
 
+class EmailKind(str, Enum):
+    INVITATION = "INVITATION"
+    RESEND = "RESEND"
+    REMINDER = "REMINDER"
+    ACCEPTED_NOTICE = "ACCEPTED_NOTICE"
+
+
 class ErrorCode(str, Enum):
     INVALID_INPUT = "INVALID_INPUT"
     INVALID_EMAIL = "INVALID_EMAIL"

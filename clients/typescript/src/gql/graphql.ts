@@ -85,8 +85,12 @@ export type InviteInput = {
   groupId: string;
   /** The group's type. */
   groupType: string;
+  /** API keys only: the user the invitation is from, named as the inviter in its emails, preview and acceptance notice (made on first sight). */
+  invitedBy?: InvitedByInput | null | undefined;
   /** Whom to invite (1 to 100). */
   invitees: Array<InviteeInput>;
+  /** The language of the emails (a BCP 47 tag such as nl or de-AT); default the group's language. */
+  locale?: string | null | undefined;
   /** A personal note, shown in the email or with the link. */
   message?: string | null | undefined;
   /** Free JSON carried to the membership. */
@@ -99,6 +103,18 @@ export type InviteInput = {
   role?: string | null | undefined;
   /** False: Usher sends no email. */
   sendEmail?: boolean;
+  /** A subject for the invitee's emails instead of the template's (one line, at most 255 characters). */
+  subject?: string | null | undefined;
+};
+
+/** The user an API key invites on behalf of. */
+export type InvitedByInput = {
+  /** Their address, as the host app has verified it: acceptance notices go there. */
+  email?: string | null | undefined;
+  /** The user's id in the host app (JWT `sub`). */
+  externalId: string;
+  /** Their name, for the emails. */
+  name?: string | null | undefined;
 };
 
 /** One person to invite. */
