@@ -39,6 +39,7 @@ class MailHandler:
         self.most_open = 0  # the most open at once since the last reset
         self.drop_at_mail = 0  # drop the next N connections when they send MAIL FROM
         self.drop_after_data = 0  # take the next N messages, then drop before answering
+        self.receiving = 0  # DATA commands begun (answered or not)
         self._lock = threading.Lock()
 
     def connected(self, server: SMTP) -> None:
@@ -85,8 +86,11 @@ class MailHandler:
             self.most_open = len(self.open)
             self.drop_at_mail = 0
             self.drop_after_data = 0
+            self.receiving = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.receiving += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:
@@ -103,13 +107,13 @@ class MailHandler:
                 server.transport.close()
         return "250 Message accepted for delivery"
 
-    async def wait_for(self, count: int, within: float = 5.0) -> list[EmailMessage]:
+    async def wait_for(self, count: int, within: float = 30.0) -> list[EmailMessage]:
         """Wait until `count` messages have arrived; returns them."""
         await self.wait_until(lambda: len(self.messages) >= count, f"{count} messages", within)
         return list(self.messages)
 
     async def wait_until(
-        self, condition: Callable[[], bool], what: str, within: float = 5.0
+        self, condition: Callable[[], bool], what: str, within: float = 30.0
     ) -> None:
         """Wait until `condition()` holds (checked every 10 ms)."""
         loop = asyncio.get_running_loop()

@@ -53,6 +53,8 @@ class InlineRunner:
         # Sends in flight at once: remote SMTP servers are slow, but not to be flooded.
         self._slots = asyncio.Semaphore(CONCURRENT_SENDS)
         self._stopping = False
+        # Rounds ended so far: a caller can wait for the first one to have looked.
+        self.rounds = 0
         self._task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
         self._waiting: set[asyncio.Task[None]] = set()
@@ -114,6 +116,7 @@ class InlineRunner:
                 await self.tick()
             except Exception:
                 log.exception("in-process jobs failed; trying again in %ss", self.interval)
+            self.rounds += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
             self._wake.clear()
