@@ -30,7 +30,21 @@ serve: install  ## Migrate, then run the service on PORT (jobs in-process withou
 worker: install  ## Run the arq worker against REDIS_URL
 	$(BIN)/usher worker
 
-test: install test-sqlite test-postgres  ## The whole suite, on SQLite and on PostgreSQL
+# Both databases at once, one run each (each makes its own PostgreSQL database, Redis and
+# SMTP servers on free ports); each run's output goes to .test-logs/, shown in full if it failed.
+test: install  ## The whole suite, on SQLite and on PostgreSQL side by side
+	@mkdir -p .test-logs
+	@echo "== the suite on SQLite and on PostgreSQL, side by side (output in .test-logs/)"
+	@TEST_DATABASE_URL= $(BIN)/pytest -q > .test-logs/sqlite.log 2>&1 & sqlite=$$!; \
+	TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q > .test-logs/postgres.log 2>&1 & postgres=$$!; \
+	failed=""; \
+	wait $$sqlite || failed="$$failed sqlite"; \
+	wait $$postgres || failed="$$failed postgres"; \
+	for run in sqlite postgres; do \
+	  case " $$failed " in *" $$run "*) echo "== $$run: FAILED"; cat .test-logs/$$run.log;; \
+	  *) echo "== $$run: $$(tail -n 1 .test-logs/$$run.log)";; esac; \
+	done; \
+	test -z "$$failed"
 
 test-sqlite: install
 	TEST_DATABASE_URL= $(BIN)/pytest -q
