@@ -1,17 +1,66 @@
-"""The `usher` command, run as a newcomer would run it."""
+"""The `usher` command, run as a newcomer would run it: in-process where the command
+touches no database (what it prints and how it exits), as a process where it does."""
 
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import jwt
 import pytest
 
-from app.config import Settings
+from app.cli import main
+from app.config import Settings, get_settings
 from tests.conftest import GQL
 
 
+@dataclass
+class Ran:
+    """How a command ended: its exit code and what it printed."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+Usher = Callable[..., Ran]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Usher]:
+    """`usher ARGS…` in this process, with `env` set, as `python -m app.cli` would run it."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    formatters = [h.formatter for h in handlers]
+
+    def usher_(*args: str, env: dict[str, str] | None = None) -> Ran:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            # `sys.exit("message")` prints the message to stderr on the way out.
+            if isinstance(exit_.code, str):
+                print(exit_.code, file=sys.stderr)
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            get_settings.cache_clear()
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    yield usher_
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    for handler, formatter in zip(handlers, formatters, strict=True):
+        handler.setFormatter(formatter)
+
+
 def usher(*args: str, env: dict[str, str] | None = None) -> str:
+    """`usher ARGS…` as a process (for the commands that open the database)."""
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
@@ -23,27 +72,21 @@ def usher(*args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
-def test_token_prints_a_jwt_on_its_last_line() -> None:
-    out = usher("token", "--sub", "olivia", "--email", "olivia@acme.com", "--name", "Olivia")
+def test_token_prints_a_jwt_on_its_last_line(run: Usher) -> None:
+    out = run("token", "--sub", "olivia", "--email", "olivia@acme.com", "--name", "Olivia").stdout
     claims = jwt.decode(out.strip().splitlines()[-1], Settings().jwt_secret, algorithms=["HS256"])
     assert claims["sub"] == "olivia"
     assert claims["email"] == "olivia@acme.com"
     assert claims["email_verified"] is True
     assert claims["name"] == "Olivia"
-    out = usher("token", "--sub", "u", "--email", "u@example.com", "--unverified")
+    out = run("token", "--sub", "u", "--email", "u@example.com", "--unverified").stdout
     claims = jwt.decode(out.strip().splitlines()[-1], Settings().jwt_secret, algorithms=["HS256"])
     assert claims["email_verified"] is False
 
 
-def test_token_refuses_to_mint_in_production() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "token", "--sub", "admin", "--email", "a@acme.com"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **PRODUCTION},
-        timeout=60,
-    )
-    assert result.returncode != 0
+def test_token_refuses_to_mint_in_production(run: Usher) -> None:
+    result = run("token", "--sub", "admin", "--email", "a@acme.com", env=PRODUCTION)
+    assert result.code != 0
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "USHER_ENV=production" in result.stderr
@@ -72,16 +115,10 @@ PRODUCTION = {
     ],
 )
 def test_configuration_mistakes_are_one_line_naming_the_variable(
-    env: dict[str, str], said: str
+    run: Usher, env: dict[str, str], said: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "migrate"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=60,
-    )
-    assert result.returncode != 0
+    result = run("migrate", env=env)
+    assert result.code != 0
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert said in result.stderr
 
@@ -105,9 +142,9 @@ async def test_apikey_create_prints_a_working_key(gql: GQL, database: str) -> No
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def test_export_schema_writes_the_sdl(tmp_path) -> None:
+def test_export_schema_writes_the_sdl(run: Usher, tmp_path) -> None:
     target = tmp_path / "schema.graphql"
-    usher("export-schema", "--output", str(target))
+    assert run("export-schema", "--output", str(target)).code == 0
     text = target.read_text()
     assert "type Query" in text and "invitationByToken(" in text and "token: String!" in text
 
@@ -124,16 +161,11 @@ def test_migrate_creates_the_tables(tmp_path) -> None:
     assert {"invitations", "groups", "memberships", "outbox", "users", "api_keys"} <= tables
 
 
-def test_worker_without_redis_says_why() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "USHER_REDIS_URL")}
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "worker"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert result.returncode != 0
+def test_worker_without_redis_says_why(run: Usher, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("USHER_REDIS_URL", raising=False)
+    result = run("worker")
+    assert result.code != 0
     assert "REDIS_URL is not set" in result.stderr
 
 
