@@ -147,12 +147,12 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
-    from app.jobs.worker import build_worker
+    from app.jobs.worker import run
 
     settings = checked_settings()
     if not settings.redis_url:
         sys.exit("REDIS_URL is not set: without it, `usher serve` runs the jobs in-process.")
-    build_worker(settings).run()
+    run(settings)
 
 
 def parser() -> argparse.ArgumentParser:
