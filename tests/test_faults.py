@@ -81,12 +81,15 @@ class Stack:
     async def start(self, name: str) -> None:
         """Start `usher serve` or `usher worker` (as `name`) and wait until it is up."""
         args = ("serve", "--port", str(self.port)) if name == "serve" else ("worker",)
+        started = self.log().count("worker started")
         with self.log_path.open("ab") as log:
             self.processes[name] = await self._spawn(log, args)
         if name == "serve":
             await self.serving()
         else:
-            await wait_until(lambda: "worker started" in self.log(), "the worker", self)
+            await wait_until(
+                lambda: self.log().count("worker started") > started, "the worker", self
+            )
 
     async def _spawn(self, log: IO[bytes], args: tuple[str, ...]) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -198,6 +201,12 @@ class Burst:
         self.addresses = [f"guest{n}-{self.tag}@example.com" for n in range(BURST)]
         self.statuses: Counter[int] = Counter()
         self.masked = 0
+        # Requests answered and emails received when the fault was injected.
+        self.at_fault = (0, 0)
+
+    def under_way(self) -> bool:
+        """A quarter of the burst answered and some of it mailed: time for the fault."""
+        return self.answered() > BURST // 4 and len(self.mailed()) > 0
 
     def answered(self) -> int:
         """Requests the server answered so far."""
@@ -238,9 +247,8 @@ class Burst:
             assert created["data"]["createGroup"]["errors"] == []
             sending = [asyncio.create_task(self.invite(http, a)) for a in self.addresses]
             try:
-                await wait_until(
-                    lambda: len(self.mailed()) >= BURST // 4, "a quarter of the burst", self.stack
-                )
+                await wait_until(self.under_way, "the burst under way", self.stack)
+                self.at_fault = (self.answered(), len(self.mailed()))
                 await fault(self.stack, self)
                 await asyncio.gather(*sending)
             finally:
@@ -327,7 +335,8 @@ async def test_every_invitation_is_mailed_after_the_fault(stack: Stack, fault: s
     mailed = burst.mailed()
     duplicates = sum(mailed.values()) - len(mailed)
     print(
-        f"\n{fault}: {BURST - len(mailed)} missing, 0 stuck, {duplicates} duplicates, "
+        f"\n{fault} (at {burst.at_fault[0]} answered, {burst.at_fault[1]} mailed): "
+        f"{BURST - len(mailed)} missing, 0 stuck, {duplicates} duplicates, "
         f"all mailed {recovery:.1f}s after the fault was undone, "
         f"{time.monotonic() - undone:.1f}s to recorded; {burst.masked} masked errors, "
         f"HTTP {dict(burst.statuses)}"
@@ -337,6 +346,9 @@ async def test_every_invitation_is_mailed_after_the_fault(stack: Stack, fault: s
     # A dropped connection is answered inside GraphQL, never as a bare 500.
     assert set(burst.statuses) == {200}
     assert "another operation is in progress" not in stack.log()
+    if fault == "pg_terminate_backend":
+        # A dropped connection costs at most the requests in flight on it.
+        assert burst.masked <= CONCURRENCY
 
 
 async def has_no_unsent(stack: Stack) -> bool:

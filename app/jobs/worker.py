@@ -146,12 +146,14 @@ def run(settings: Settings) -> None:
         return
 
 
-def _worker_settings() -> type:
+def arq_settings() -> Settings:
+    """The settings `WorkerSettings` holds: the environment's, and arq's default Redis
+    when `REDIS_URL` is not set."""
     settings = get_settings()
     if not settings.redis_url:
         settings = settings.model_copy(update={"redis_url": "redis://localhost:6379"})
-    return type("WorkerSettings", (), worker_options(settings))
+    return settings
 
 
 # For `arq app.jobs.worker.WorkerSettings`: the same arguments as `usher worker`.
-WorkerSettings = _worker_settings()
+WorkerSettings = type("WorkerSettings", (), worker_options(arq_settings()))
