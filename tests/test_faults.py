@@ -345,7 +345,8 @@ async def test_every_invitation_is_mailed_after_the_fault(stack: Stack, fault: s
     assert await invitations(stack, burst) == BURST
     # A dropped connection is answered inside GraphQL, never as a bare 500.
     assert set(burst.statuses) == {200}
-    assert "another operation is in progress" not in stack.log()
+    # No job fails: a database or Redis error is retried, and so is recording a send.
+    assert ":deliver failed" not in stack.log()
     if fault == "pg_terminate_backend":
         # A dropped connection costs at most the requests in flight on it.
         assert burst.masked <= CONCURRENCY

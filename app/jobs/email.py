@@ -65,6 +65,8 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.OperationalError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # A connection the server dropped while a transaction was open fails its ROLLBACK so.
+    asyncpg.InternalClientError,
     OperationalError,
     DBConnectionError,
     TransactionManagementError,
