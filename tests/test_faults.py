@@ -305,6 +305,22 @@ async def terminate_connections(stack: Stack, burst: Burst) -> None:
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
     )
+    # A caller seen for the first time: looking them up is the request's first statement.
+    response = await ask_as_newcomer(stack)
+    burst.statuses[response.status_code] += 1
+
+
+async def ask_as_newcomer(stack: Stack) -> httpx.Response:
+    """Who am I, as a user never seen before: looking them up is the request's first
+    statement, before GraphQL runs."""
+    tag = uuid.uuid4().hex[:8]
+    newcomer = make_dev_jwt(Settings(jwt_secret=JWT_SECRET), sub=tag, email=f"{tag}@a.test")
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(
+            f"http://127.0.0.1:{stack.port}/graphql",
+            json={"query": "{ viewer { user { id } } }"},
+            headers={"Authorization": f"Bearer {newcomer}"},
+        )
 
 
 async def invitations(stack: Stack, burst: Burst) -> int:
@@ -324,6 +340,7 @@ if POSTGRES:
 @pytest.mark.parametrize("fault", list(FAULTS))
 async def test_every_invitation_is_mailed_after_the_fault(stack: Stack, fault: str) -> None:
     burst = Burst(stack)
+    logged = len(stack.log())
     await burst.run(FAULTS[fault])
     undone = time.monotonic()
     recovery = await wait_until(
@@ -345,8 +362,10 @@ async def test_every_invitation_is_mailed_after_the_fault(stack: Stack, fault: s
     assert await invitations(stack, burst) == BURST
     # A dropped connection is answered inside GraphQL, never as a bare 500.
     assert set(burst.statuses) == {200}
-    # No job fails: a database or Redis error is retried, and so is recording a send.
-    assert ":deliver failed" not in stack.log()
+    # No job fails: a database or Redis error is retried, and so is recording a send (a
+    # job cut off by the short time limit here is run again, within the bound).
+    failures = [line for line in stack.log()[logged:].splitlines() if ":deliver failed" in line]
+    assert [line for line in failures if "TimeoutError" not in line] == []
     if fault == "pg_terminate_backend":
         # A dropped connection costs at most the requests in flight on it.
         assert burst.masked <= CONCURRENCY
