@@ -234,12 +234,12 @@ class Burst:
             self.statuses[response.status_code] += 1
             body = response.json() if response.status_code == 200 else None
             if body is not None and body.get("errors"):
-                self.masked += 1
+                self.masked += 1  # masked in production; shown in development
                 continue
             return body
 
     async def run(self, fault: Fault) -> None:
-        """The burst with `fault` injected once a quarter of it was mailed."""
+        """The burst, with `fault` injected once it is under way."""
         limits = httpx.Limits(max_connections=CONCURRENCY)
         async with httpx.AsyncClient(timeout=30, limits=limits) as http:
             group = {"type": "org", "externalId": self.tag, "name": "Acme"}
