@@ -99,18 +99,25 @@ async def hand_over(redis: ArqRedis, settings: Settings, rows: list[Claimed]) ->
     """Enqueue a delivery job per claimed row (job id = row id); rows not handed over are
     released. Returns how many were handed over."""
     done = 0
+    queued = []
     try:
         for row in rows:
-            await redis.enqueue_job(
+            job = await redis.enqueue_job(
                 job_for(row.kind).__name__,
                 outbox_id=str(row.id),
                 _job_id=str(row.id),
                 _queue_name=settings.queue_name,
             )
+            if job is None:
+                queued.append(str(row.id))
             done += 1
     except Exception as exc:
         log.warning("could not hand %d outbox rows to the queue: %r", len(rows) - done, exc)
         await release([row.id for row in rows[done:]])
+    if queued:
+        # Normal behind a long queue; a row listed here round after round has a job id
+        # in Redis that no worker runs.
+        log.info("outbox rows whose job is already queued or running: %s", ", ".join(queued))
     return done
 
 
