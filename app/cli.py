@@ -176,14 +176,14 @@ def cmd_export_schema(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    from app.jobs.worker import build_worker
+    from app.jobs.worker import run
 
     settings = checked_settings()
     if args.check:
         sys.exit(asyncio.run(_check_worker(settings)))
     if not settings.redis_url:
         sys.exit(NO_REDIS)
-    build_worker(settings).run()
+    run(settings)
 
 
 NO_REDIS = "REDIS_URL is not set: without it, `usher serve` runs the jobs in-process."

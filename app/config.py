@@ -126,8 +126,13 @@ class Settings(BaseSettings):
     # (a Redis that restarted empty, a process killed between claim and enqueue) and
     # handed over again. A deferred retry counts from when it is due. Handing over twice
     # is safe: the job id is the row id, so arq refuses a second job while the first is
-    # queued, running or remembered, and the job itself skips a row already sent.
+    # queued or running, and the job claims the row exactly (of two runs, one sends).
     relay_stale_seconds: float = 60.0
+    # How often the worker's relay looks for due outbox rows (a divisor of 60).
+    relay_interval_seconds: int = 10
+    # A job running longer is cancelled; a job whose worker died (kill -9, a lost host)
+    # is run again by another worker this long (plus 10 s) after it started.
+    job_timeout_seconds: float = 90.0
     # Rows and invitations handled per batch by the relay and the sweeps.
     batch_size: int = 500
     # Quotas (DESIGN.md, "Safe to expose"): API keys are exempt from the per-inviter one.

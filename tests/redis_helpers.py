@@ -14,10 +14,11 @@ from typing import Any, NoReturn
 import pytest
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
+from arq.worker import Worker
 
 from app.config import Settings
 from app.jobs.email import MailBatches
-from app.jobs.worker import UsherWorker, functions
+from app.jobs.worker import functions
 from app.mail.transports import Transport, transport_for
 from app.models import Invitation, OutboxMessage
 from tests.mailserver import free_port
@@ -165,9 +166,9 @@ def job_ctx(settings: Settings, redis: ArqRedis | None = None) -> dict[str, Any]
     return ctx
 
 
-async def run_worker(settings: Settings, redis_url: str = REDIS_URL) -> UsherWorker:
+async def run_worker(settings: Settings, redis_url: str = REDIS_URL) -> Worker:
     """Run a burst worker until the test's queue is empty (deferred retries included)."""
-    worker = UsherWorker(
+    worker = Worker(
         functions=functions(settings),
         queue_name=settings.queue_name,
         redis_settings=RedisSettings.from_dsn(redis_url),

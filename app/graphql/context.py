@@ -20,10 +20,15 @@ class Context:
     settings: Settings
     principal: Principal
     auth_error: str | None = None
+    # Why the caller could not be looked up (the database failed): raised by the first
+    # field that asks, so the request is answered as a masked GraphQL error.
+    failure: Exception | None = None
     loaders: Loaders = field(default_factory=Loaders)
 
     def require_auth(self) -> Principal:
         """The caller, or a top-level UNAUTHENTICATED error."""
+        if self.failure is not None:
+            raise self.failure
         if self.auth_error:
             raise unauthenticated(self.auth_error)
         if not self.principal.is_authenticated:
@@ -32,6 +37,8 @@ class Context:
 
     def public(self) -> Principal:
         """The caller for fields anyone may read; a bad credential is still an error."""
+        if self.failure is not None:
+            raise self.failure
         if self.auth_error:
             raise unauthenticated(self.auth_error)
         return self.principal
@@ -52,8 +59,10 @@ async def build_context(
     """Authenticate the request and make its loaders; `users` remembers synced users."""
     try:
         principal = await authenticate(settings, request.headers.get("authorization"))
+        if principal.claims is not None:
+            principal.user = await sync_user(principal.claims, users)
     except InvalidCredential as exc:
         return Context(settings=settings, principal=Principal(), auth_error=str(exc))
-    if principal.claims is not None:
-        principal.user = await sync_user(principal.claims, users)
+    except Exception as exc:
+        return Context(settings=settings, principal=Principal(), failure=exc)
     return Context(settings=settings, principal=principal, loaders=Loaders(principal=principal))

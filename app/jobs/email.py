@@ -13,15 +13,20 @@ yet claimed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+import redis.exceptions
 from arq import Retry
 from jinja2 import TemplateError
+from tortoise.exceptions import DBConnectionError, OperationalError, TransactionManagementError
 from tortoise.expressions import F, Subquery
 
 from app.config import Settings
@@ -50,6 +55,24 @@ log = logging.getLogger("usher.jobs")
 LINK_KINDS = (MessageKind.INVITATION, MessageKind.RESEND, MessageKind.REMINDER)
 # An acceptance notice not sent within this long is dropped.
 NOTICE_LIFETIME = timedelta(days=1)
+# Errors of the database or Redis (the recipient's quota), or of the connection to them,
+# which a later try may not meet.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sqlite3.OperationalError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    # A connection the server dropped while a transaction was open fails its ROLLBACK so.
+    asyncpg.InternalClientError,
+    OperationalError,
+    DBConnectionError,
+    TransactionManagementError,
+)
+TRANSIENT_RETRY_SECONDS = 2.0
+# Waits between the tries to record a sent email, the last try after the last wait.
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
 # Messages whose fate is the invitation's `deliveryStatus`.
 STATUS_KINDS = (MessageKind.INVITATION, MessageKind.RESEND)
 
@@ -122,7 +145,19 @@ class MailBatches:
 
 
 async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
-    """Send the email of outbox row `outbox_id`; returns what happened, in a word or two."""
+    """Send the email of outbox row `outbox_id`; returns what happened, in a word or two.
+
+    A database or Redis error (a dropped connection, a restart) is tried again shortly:
+    whatever the job had done is either committed or claims the row for a next attempt.
+    """
+    try:
+        return await _deliver(ctx, outbox_id=outbox_id)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("outbox %s: %r; retrying", outbox_id, exc)
+        raise Retry(defer=TRANSIENT_RETRY_SECONDS) from None
+
+
+async def _deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
     settings: Settings = ctx["settings"]
     transport: Transport = ctx["transport"]
     batches: MailBatches = ctx.get("mail_batches") or MailBatches()
@@ -180,8 +215,22 @@ async def deliver(ctx: dict[str, Any], *, outbox_id: str) -> str:
             defer,
         )
         raise Retry(defer=defer) from None
-    await batches.record_sent(Sent(message, invitation.id, str(email["Message-ID"]), attempt))
+    await _record(batches, Sent(message, invitation.id, str(email["Message-ID"]), attempt))
     return "sent"
+
+
+async def _record(batches: MailBatches, sent: Sent) -> None:
+    """Record a sent email, trying a while through database errors: an email sent and
+    not recorded is sent again by the next attempt."""
+    for delay in RECORD_RETRY_DELAYS:
+        try:
+            await batches.record_sent(sent)
+        except TRANSIENT_ERRORS as exc:
+            log.warning("outbox %s sent, recording it failed (%r)", sent.message.id, exc)
+            await asyncio.sleep(delay)
+        else:
+            return
+    await batches.record_sent(sent)
 
 
 async def _load(ids: list[UUID]) -> list[tuple[OutboxMessage, Invitation] | None]:

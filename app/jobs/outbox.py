@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
@@ -96,15 +96,21 @@ async def release(ids: list[UUID]) -> None:
 
 
 async def hand_over(redis: ArqRedis, settings: Settings, rows: list[Claimed]) -> int:
-    """Enqueue a delivery job per claimed row (job id = row id); rows not handed over are
-    released. Returns how many were handed over."""
+    """Enqueue a delivery job per claimed row; rows not handed over are released. Returns
+    how many were handed over.
+
+    Each hand-over is a job of its own (the row's id and a fresh suffix): a job id arq
+    still holds (a job cut off by a Redis outage or a killed worker keeps its key for a
+    day) would otherwise refuse the row's next hand-over, and the row would never be sent.
+    Two jobs for one row are safe: the delivery claims the row, so one of them sends.
+    """
     done = 0
     try:
         for row in rows:
             await redis.enqueue_job(
                 job_for(row.kind).__name__,
                 outbox_id=str(row.id),
-                _job_id=str(row.id),
+                _job_id=f"{row.id}:{uuid4().hex[:12]}",
                 _queue_name=settings.queue_name,
             )
             done += 1
