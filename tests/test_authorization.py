@@ -186,7 +186,9 @@ async def test_group_level_actions(gql: GQL, cast: Cast, caller: str) -> None:
 
 
 async def test_an_admin_needs_a_verified_email_to_invite(gql: GQL, cast: Cast) -> None:
-    await invite_one(gql, cast["owner"], "ann@example.com")
+    owner = cast["owner"]
+    assert owner is not None
+    await invite_one(gql, owner, "ann@example.com")
     adam = gql.token("adam", "adam@acme.com", verified=False)
     invite = await gql(
         INVITE,

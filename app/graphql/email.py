@@ -7,14 +7,21 @@ from typing import Annotated
 import strawberry
 
 from app.graphql.context import Info
+from app.graphql.scalars import described_enum
 from app.graphql.types import Group, GroupPayload
 from app.models import EmailKind
 from app.services import templates
 
-strawberry.enum(
+described_enum(
     EmailKind,
-    description="The emails a group may brand: the invitation, a resend (new link), the "
-    "reminder before expiry, and the notice to the inviter that it was accepted.",
+    "The emails a group may brand: the invitation, a resend (new link), the reminder before "
+    "expiry, and the notice to the inviter that it was accepted.",
+    {
+        EmailKind.INVITATION: "The first email to the invitee, with the link.",
+        EmailKind.RESEND: "The invitation sent again; earlier links no longer work.",
+        EmailKind.REMINDER: "A reminder to the invitee before the invitation expires.",
+        EmailKind.ACCEPTED_NOTICE: "To the inviter: the invitation was accepted.",
+    },
 )
 
 
