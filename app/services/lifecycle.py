@@ -478,6 +478,14 @@ async def renew_invitation(
     try:
         async with events.transaction():
             if was == InvitationStatus.EXPIRED:
+                if invitation.status == InvitationStatus.EXPIRED and invitation.email_key:
+                    # Stored EXPIRED, it gave up the address: another invitation to it that
+                    # is past its expiry (the sweep has not stored that yet) holds it no more.
+                    await expire_overdue(
+                        now=now,
+                        group_id=invitation.group_id,  # type: ignore[attr-defined]
+                        open_keys=[invitation.email_key],
+                    )
                 await quotas.take_open_slot(settings, invitation.group_id)  # type: ignore[attr-defined]
             renewed = await core.change(
                 invitation.id,
